@@ -1,0 +1,5 @@
+"""Run the command line interface as ``python -m fcnnzoo``."""
+
+from fcnnzoo.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,10 @@
+"""Built-in augmenters plugin."""
+
+from __future__ import annotations
+
+from fcnnzoo.hookspecs import hookimpl
+
+
+@hookimpl
+def fcnnzoo_register_augmenters():
+    return []

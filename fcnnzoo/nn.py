@@ -1,0 +1,105 @@
+"""Neural network modules built on the fused conv-ReLU-pool op."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from fcnnzoo import ops
+
+__all__ = ["ConvReLUPool", "set_fused"]
+
+
+def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return (int(value[0]), int(value[1]))
+    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
+
+
+class ConvReLUPool(nn.Module):
+    """``Conv2d`` followed by ``ReLU`` and ``MaxPool2d``, as one layer.
+
+    The parameters are named and shaped exactly as in ``nn.Conv2d``
+    (``weight``, ``bias``), so a ``state_dict`` moves between the two.
+
+    Args:
+        in_channels: channels of the input.
+        out_channels: channels produced by the convolution.
+        kernel_size: convolution kernel, an int or ``(height, width)``.
+        stride: convolution stride.
+        padding: zero padding added to both sides of the input.
+        bias: whether the convolution adds a learnable bias.
+        pool_kernel: max-pool window.
+        pool_stride: max-pool stride; defaults to ``pool_kernel``.
+        ceil_mode: round the pooled size up instead of down.
+        fused: run on the fused C++ kernel where it applies (float32 CPU
+            tensors); ``False`` always runs the PyTorch composite.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        pool_kernel: int | tuple[int, int] = 2,
+        pool_stride: int | tuple[int, int] | None = None,
+        ceil_mode: bool = False,
+        fused: bool = True,
+    ) -> None:
+        super().__init__()
+        if in_channels <= 0 or out_channels <= 0:
+            raise ValueError(f"in_channels and out_channels must be positive, got {in_channels} and {out_channels}.")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.pool_kernel = _pair(pool_kernel, "pool_kernel")
+        self.pool_stride = self.pool_kernel if pool_stride is None else _pair(pool_stride, "pool_stride")
+        self.ceil_mode = bool(ceil_mode)
+        self.fused = bool(fused)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialize the weights as ``nn.Conv2d`` does."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.weight.shape[2] * self.weight.shape[3]
+            bound = 1.0 / math.sqrt(fan_in)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arguments = dict(
+            stride=self.stride,
+            padding=self.padding,
+            pool_kernel=self.pool_kernel,
+            pool_stride=self.pool_stride,
+            ceil_mode=self.ceil_mode,
+        )
+        if self.fused:
+            return ops.conv_relu_pool(x, self.weight, self.bias, **arguments)
+        return ops.conv_relu_pool_reference(x, self.weight, self.bias, **arguments)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, bias={self.bias is not None}, pool_kernel={self.pool_kernel}, "
+            f"pool_stride={self.pool_stride}, ceil_mode={self.ceil_mode}, fused={self.fused}"
+        )
+
+
+def set_fused(model: nn.Module, fused: bool) -> nn.Module:
+    """Switch every ``ConvReLUPool`` in ``model`` to the fused kernel or to the composite, in place."""
+    for module in model.modules():
+        if isinstance(module, ConvReLUPool):
+            module.fused = bool(fused)
+    return model
