@@ -48,7 +48,7 @@ def _write_module(directory: Path, name: str, source: str) -> None:
 
 
 def _install_fake_distribution(directory: Path, dist_name: str, entry_points: dict[str, str]) -> None:
-    """Write a minimal ``.dist-info`` so importlib.metadata sees an installed distribution."""
+    """Write a minimal ``.dist-info`` so importlib.metadata finds an installed distribution."""
     info = directory / f"{dist_name.replace('-', '_')}-1.2.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.2.3\n")
