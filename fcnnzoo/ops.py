@@ -1,20 +1,328 @@
-"""The fused conv-ReLU-pool op and its PyTorch reference."""
+"""The fused conv2d -> ReLU -> max_pool2d op and its PyTorch reference composite."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["conv_relu_pool", "conv_relu_pool_reference"]
+from fcnnzoo import _C
+
+__all__ = ["conv_relu_pool", "conv_relu_pool_output_size", "conv_relu_pool_reference"]
+
+logger = logging.getLogger(__name__)
+
+Pair = tuple[int, int]
 
 
-def conv_relu_pool_reference(x, weight, bias=None, *, stride=1, padding=0, pool_kernel=2, pool_stride=None, ceil_mode=False):
-    """Compute ``max_pool2d(relu(conv2d(x)))`` with PyTorch's own ops."""
+def _pair(value: int | Sequence[int], name: str) -> Pair:
+    """Return ``value`` as an ``(height, width)`` pair of ints.
+
+    Raises:
+        TypeError: if ``value`` is neither an int nor a sequence of two ints.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+    ):
+        return (int(value[0]), int(value[1]))
+    raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}.")
+
+
+def _pool_output_size(size: int, kernel: int, stride: int, ceil_mode: bool) -> int:
+    """Return the max_pool2d output size along one axis (no padding, dilation 1).
+
+    ceil_mode rounds up, but a last window that would start at or past the end
+    of the input is dropped, as PyTorch does.
+    """
+    rounding = stride - 1 if ceil_mode else 0
+    output = (size - kernel + rounding) // stride + 1
+    if ceil_mode and output > 0 and (output - 1) * stride >= size:
+        output -= 1
+    return output
+
+
+def _pooled_size(
+    input_hw: Pair,
+    kernel_hw: Pair,
+    stride_hw: Pair,
+    padding_hw: Pair,
+    pool_kernel_hw: Pair,
+    pool_stride_hw: Pair,
+    ceil_mode: bool,
+) -> Pair:
+    """Return the pooled output size for normalized pairs, raising ValueError for invalid ones."""
+    for name, pair in (
+        ("stride", stride_hw),
+        ("pool_kernel", pool_kernel_hw),
+        ("pool_stride", pool_stride_hw),
+    ):
+        if pair[0] <= 0 or pair[1] <= 0:
+            raise ValueError(f"{name} must be positive, got {pair}.")
+    if padding_hw[0] < 0 or padding_hw[1] < 0:
+        raise ValueError(f"padding must be non-negative, got {padding_hw}.")
+
+    padded = (input_hw[0] + 2 * padding_hw[0], input_hw[1] + 2 * padding_hw[1])
+    if kernel_hw[0] > padded[0] or kernel_hw[1] > padded[1]:
+        raise ValueError(
+            f"kernel size {kernel_hw} is larger than the padded input {padded} "
+            f"(input {input_hw} plus padding {padding_hw} on both sides); use a smaller kernel or more padding."
+        )
+    conv_hw = (
+        (padded[0] - kernel_hw[0]) // stride_hw[0] + 1,
+        (padded[1] - kernel_hw[1]) // stride_hw[1] + 1,
+    )
+    pooled_hw = (
+        _pool_output_size(conv_hw[0], pool_kernel_hw[0], pool_stride_hw[0], ceil_mode),
+        _pool_output_size(conv_hw[1], pool_kernel_hw[1], pool_stride_hw[1], ceil_mode),
+    )
+    if pooled_hw[0] <= 0 or pooled_hw[1] <= 0:
+        raise ValueError(
+            f"pool_kernel {pool_kernel_hw} is larger than the convolution output {conv_hw}, "
+            "so the output would be empty; use a smaller pool_kernel or a larger input."
+        )
+    return pooled_hw
+
+
+def conv_relu_pool_output_size(
+    input_size: Sequence[int],
+    kernel_size: int | Sequence[int],
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    pool_kernel: int | Sequence[int] = 2,
+    pool_stride: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> Pair:
+    """Compute the ``(height, width)`` that :func:`conv_relu_pool` produces.
+
+    Args:
+        input_size: ``(height, width)`` of the input images.
+        kernel_size: convolution kernel, an int or ``(height, width)``.
+        stride: convolution stride.
+        padding: zero padding added to both sides of the input.
+        pool_kernel: max-pool window.
+        pool_stride: max-pool stride; defaults to ``pool_kernel``.
+        ceil_mode: round the pooled size up instead of down.
+
+    Returns:
+        The pooled output size.
+
+    Raises:
+        TypeError: if an argument is not an int or a pair of ints.
+        ValueError: if a size is not positive, the padding is negative, the
+            kernel is larger than the padded input or the output would be empty.
+    """
+    input_hw = _pair(tuple(input_size), "input_size")
+    kernel_hw = _pair(kernel_size, "kernel_size")
+    for name, pair in (("input_size", input_hw), ("kernel_size", kernel_hw)):
+        if pair[0] <= 0 or pair[1] <= 0:
+            raise ValueError(f"{name} must be positive, got {pair}.")
+    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
+    return _pooled_size(
+        input_hw,
+        kernel_hw,
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+        pool_kernel_hw,
+        pool_kernel_hw if pool_stride is None else _pair(pool_stride, "pool_stride"),
+        bool(ceil_mode),
+    )
+
+
+def _check_tensor(value: object, name: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}.")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must have a floating-point dtype such as torch.float32, got {value.dtype}.")
+    return value
+
+
+def _check_arguments(x: object, weight: object, bias: object) -> None:
+    """Validate the tensors of a call, raising TypeError or ValueError that names the argument."""
+    x = _check_tensor(x, "x")
+    weight = _check_tensor(weight, "weight")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight has dtype {weight.dtype} but x has {x.dtype}; convert both to the same dtype.")
+    device = x.device
+    if weight.device != device:
+        raise ValueError(f"weight is on {weight.device} but x is on {device}; move both to the same device.")
+
+    x_shape = tuple(x.shape)
+    weight_shape = tuple(weight.shape)
+    if len(x_shape) != 4:
+        hint = " Add a batch dimension with x.unsqueeze(0)." if len(x_shape) == 3 else ""
+        raise ValueError(f"x must be a 4-D tensor (N, C, H, W), got shape {x_shape}.{hint}")
+    if len(weight_shape) != 4:
+        raise ValueError(
+            "weight must be a 4-D tensor (out_channels, in_channels, kernel_height, kernel_width), "
+            f"got shape {weight_shape}."
+        )
+    if weight_shape[0] == 0:
+        raise ValueError(f"weight must have at least one output channel, got shape {weight_shape}.")
+    if x_shape[1] != weight_shape[1]:
+        raise ValueError(
+            f"x has {x_shape[1]} channels but weight expects {weight_shape[1]} "
+            f"(x shape {x_shape}, weight shape {weight_shape})."
+        )
+    if x_shape[1] == 0:
+        raise ValueError(f"x must have at least one channel, got shape {x_shape}.")
+    if x_shape[2] == 0 or x_shape[3] == 0:
+        raise ValueError(f"x must have a positive height and width, got shape {x_shape}.")
+    if weight_shape[2] == 0 or weight_shape[3] == 0:
+        raise ValueError(f"weight must have a positive kernel height and width, got shape {weight_shape}.")
+
+    if bias is None:
+        return
+    bias = _check_tensor(bias, "bias")
+    if bias.dtype != x.dtype:
+        raise TypeError(f"bias has dtype {bias.dtype} but x has {x.dtype}; convert both to the same dtype.")
+    if bias.device != device:
+        raise ValueError(f"bias is on {bias.device} but x is on {device}; move both to the same device.")
+    bias_shape = tuple(bias.shape)
+    if bias_shape != (weight_shape[0],):
+        raise ValueError(
+            f"bias must be a 1-D tensor of out_channels={weight_shape[0]} values, got shape {bias_shape}."
+        )
+
+
+def _runs_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Return whether the C++ kernel can compute this call.
+
+    The kernel has no backward pass yet, so a call that autograd must record
+    runs the composite. Called after _check_arguments, so the dtypes and
+    devices of the three tensors already agree.
+    """
+    if x.dtype is not torch.float32 or not x.is_cpu or x.layout is not torch.strided:
+        return False
+    if weight.layout is not torch.strided or (bias is not None and bias.layout is not torch.strided):
+        return False
+    if torch.is_grad_enabled():
+        return not (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
+    return True
+
+
+def _as_array(tensor: torch.Tensor) -> np.ndarray:
+    """Return a NumPy view of a CPU tensor, copied first if it is not contiguous in NCHW order."""
+    if not tensor.is_contiguous():
+        tensor = tensor.contiguous()
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    return tensor.numpy()
+
+
+def conv_relu_pool_reference(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    pool_kernel: int | Sequence[int] = 2,
+    pool_stride: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> torch.Tensor:
+    """Compute ``max_pool2d(relu(conv2d(x)))`` with PyTorch's own ops.
+
+    Takes the same arguments as :func:`conv_relu_pool`, validates nothing
+    itself and works on every device, dtype and under autograd.
+    """
     y = F.relu(F.conv2d(x, weight, bias, stride, padding))
     return F.max_pool2d(y, pool_kernel, pool_stride, ceil_mode=ceil_mode)
 
 
-def conv_relu_pool(x, weight, bias=None, *, stride=1, padding=0, pool_kernel=2, pool_stride=None, ceil_mode=False):
-    """Compute ``max_pool2d(relu(conv2d(x)))`` on the fused kernel where it applies."""
-    # TODO: call the C++ kernel; this placeholder keeps the contract.
-    return conv_relu_pool_reference(x, weight, bias, stride=stride, padding=padding, pool_kernel=pool_kernel, pool_stride=pool_stride, ceil_mode=ceil_mode)
+def conv_relu_pool(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    pool_kernel: int | Sequence[int] = 2,
+    pool_stride: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> torch.Tensor:
+    """Compute ``max_pool2d(relu(conv2d(x, weight, bias)))`` in one pass.
+
+    The result equals ``F.max_pool2d(F.relu(F.conv2d(x, weight, bias,
+    stride, padding)), pool_kernel, pool_stride, ceil_mode=ceil_mode)``,
+    NaN included. Float32 CPU tensors run on the fused C++ kernel with
+    ``torch.get_num_threads()`` threads, unless autograd has to record the
+    call (grad mode on and an input requires grad). Everything else (other
+    dtypes and devices, autograd) runs the PyTorch composite. Inputs of any
+    memory format are accepted; the kernel reads a contiguous NCHW copy when
+    they are not contiguous already.
+
+    Args:
+        x: input of shape ``(N, C, H, W)``.
+        weight: convolution weight ``(out_channels, C, kernel_height, kernel_width)``.
+        bias: optional bias ``(out_channels,)``.
+        stride: convolution stride, an int or ``(height, width)``.
+        padding: zero padding added to both sides, an int or ``(height, width)``.
+        pool_kernel: max-pool window, an int or ``(height, width)``.
+        pool_stride: max-pool stride; defaults to ``pool_kernel``.
+        ceil_mode: round the pooled size up instead of down, as in ``F.max_pool2d``.
+
+    Returns:
+        A tensor of shape ``(N, out_channels, pooled_height, pooled_width)``.
+
+    Raises:
+        TypeError: if ``x``, ``weight`` or ``bias`` is not a tensor, is not
+            floating point or their dtypes differ, or a size argument is not
+            an int or a pair of ints.
+        ValueError: if a tensor has the wrong rank or shape, the channel
+            counts differ, a size or stride is not positive, the padding is
+            negative, the kernel is larger than the padded input, or the
+            output would be empty.
+    """
+    _check_arguments(x, weight, bias)
+    stride_hw = _pair(stride, "stride")
+    padding_hw = _pair(padding, "padding")
+    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
+    pool_stride_hw = pool_kernel_hw if pool_stride is None else _pair(pool_stride, "pool_stride")
+    pooled_hw = _pooled_size(
+        (x.shape[2], x.shape[3]),
+        (weight.shape[2], weight.shape[3]),
+        stride_hw,
+        padding_hw,
+        pool_kernel_hw,
+        pool_stride_hw,
+        bool(ceil_mode),
+    )
+
+    if not _runs_fused(x, weight, bias):
+        logger.debug("conv_relu_pool: PyTorch composite for %s %s on %s", x.dtype, tuple(x.shape), x.device)
+        return conv_relu_pool_reference(
+            x,
+            weight,
+            bias,
+            stride=stride_hw,
+            padding=padding_hw,
+            pool_kernel=pool_kernel_hw,
+            pool_stride=pool_stride_hw,
+            ceil_mode=bool(ceil_mode),
+        )
+
+    output = torch.empty((x.shape[0], weight.shape[0], *pooled_hw), dtype=torch.float32)
+    if x.shape[0] == 0:
+        return output
+    logger.debug("conv_relu_pool: fused kernel for %s", tuple(x.shape))
+    _C.conv_relu_pool_forward(
+        _as_array(x),
+        _as_array(weight),
+        None if bias is None else _as_array(bias),
+        output.numpy(),
+        stride=stride_hw,
+        padding=padding_hw,
+        pool_kernel=pool_kernel_hw,
+        pool_stride=pool_stride_hw,
+        ceil_mode=bool(ceil_mode),
+        num_threads=torch.get_num_threads(),
+    )
+    return output

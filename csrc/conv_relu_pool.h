@@ -1,0 +1,65 @@
+// Shape, arguments and output-size rules of the fused conv2d -> ReLU ->
+// max_pool2d forward, shared by every kernel variant and the bindings.
+#pragma once
+
+#include <cstdint>
+
+namespace fcnnzoo {
+
+// Sizes and hyper-parameters of one forward call. Tensors are float32,
+// NCHW and C-contiguous; the weight is (out_channels, in_channels,
+// kernel_height, kernel_width) as in torch.nn.Conv2d.
+struct ConvReluPoolShape {
+  int64_t batch = 0;
+  int64_t in_channels = 0;
+  int64_t in_height = 0;
+  int64_t in_width = 0;
+  int64_t out_channels = 0;
+  int64_t kernel_height = 0;
+  int64_t kernel_width = 0;
+  int64_t stride_height = 1;
+  int64_t stride_width = 1;
+  int64_t padding_height = 0;
+  int64_t padding_width = 0;
+  int64_t pool_kernel_height = 2;
+  int64_t pool_kernel_width = 2;
+  int64_t pool_stride_height = 2;
+  int64_t pool_stride_width = 2;
+  bool ceil_mode = false;
+};
+
+// Sizes derived from a valid shape.
+struct ConvReluPoolSizes {
+  int64_t conv_height = 0;
+  int64_t conv_width = 0;
+  int64_t pooled_height = 0;
+  int64_t pooled_width = 0;
+  // Leading convolution rows and columns that some pooling window covers.
+  // The rest never reaches the output, so kernels may skip computing it.
+  int64_t used_conv_height = 0;
+  int64_t used_conv_width = 0;
+};
+
+// Raw pointers to the tensors of one call. bias may be null.
+struct ConvReluPoolTensors {
+  const float* input = nullptr;
+  const float* weight = nullptr;
+  const float* bias = nullptr;
+  float* output = nullptr;
+};
+
+// Size of a convolution output along one axis, as torch.nn.functional.conv2d
+// computes it; zero or negative when the kernel does not fit.
+int64_t conv_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t padding);
+
+// Size of a max_pool2d output (zero padding, dilation 1) along one axis, with
+// PyTorch's rule: ceil_mode rounds up, but a last window that would start at
+// or past the end of the input is dropped. Zero or negative when no window fits.
+int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, bool ceil_mode);
+
+// Checks every field of the shape and returns the derived sizes.
+// Throws std::invalid_argument naming the first invalid field and its value.
+// batch may be zero; every other size must be positive.
+ConvReluPoolSizes validate_shape(const ConvReluPoolShape& shape);
+
+}  // namespace fcnnzoo

@@ -1,0 +1,448 @@
+// The body of the direct kernel: templates over the number of output
+// channels per vector (kLanes) and the maximum tile width (kMaxTile).
+//
+// Each conv_relu_pool_direct_<isa>.cpp includes this file and is compiled
+// with its own instruction-set flags, so the same source becomes AVX-512,
+// AVX2 or portable code. Everything here sits in an anonymous namespace and
+// uses no standard-library templates: a function with vague linkage compiled
+// with AVX-512 could otherwise be merged by the linker into code that runs
+// on CPUs without it.
+//
+// Scheme, per task (image, channel block, range of pooled rows): for every
+// convolution row that some pooling window of the range covers, the row is
+// split into tiles of at most kMaxTile outputs whose accumulators (kLanes
+// output channels per vector) stay in registers; each input value is
+// broadcast and multiplied by the weight vector of its (in_channel, kh, kw).
+// A finished tile is merged with max into a buffer holding one row per
+// pooled row, which performs the vertical pooling; the first row of each
+// window is stored as max(0, x) instead, which applies the ReLU, since
+// max(0, a, b) == max(relu(a), relu(b)). Horizontal pooling then collects
+// the pooled positions of the task, and a transpose in registers writes them
+// to the NCHW output. Convolution outputs that no pooling window covers are
+// never computed.
+//
+// NaN: the fast merge `a > b ? a : b` drops a NaN convolution output. To stay
+// exact without slowing every merge, the tiles also add all their outputs
+// into a probe vector; when the probe ends up NaN (a NaN output, or an
+// overflow that produced inf - inf) the task is recomputed with a merge that
+// keeps NaN.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "conv_relu_pool_direct.h"
+
+#if !defined(__GNUC__)
+#error "the direct kernel needs the GCC or Clang vector extensions"
+#endif
+
+#define FCNNZOO_INLINE inline __attribute__((always_inline))
+
+namespace fcnnzoo {
+namespace {
+
+FCNNZOO_INLINE int64_t min_of(int64_t first, int64_t second) { return first < second ? first : second; }
+
+FCNNZOO_INLINE int64_t max_of(int64_t first, int64_t second) { return first > second ? first : second; }
+
+// Type is kLanes floats; Mask is kLanes int32 lanes, all ones or all zeros,
+// as vector comparisons return them; Bits is kLanes uint32 lanes.
+template <int kLanes>
+struct VectorOf;
+template <>
+struct VectorOf<16> {
+  typedef float Type __attribute__((vector_size(64)));
+  typedef int32_t Mask __attribute__((vector_size(64)));
+  typedef uint32_t Bits __attribute__((vector_size(64)));
+};
+template <>
+struct VectorOf<8> {
+  typedef float Type __attribute__((vector_size(32)));
+  typedef int32_t Mask __attribute__((vector_size(32)));
+  typedef uint32_t Bits __attribute__((vector_size(32)));
+};
+template <>
+struct VectorOf<4> {
+  typedef float Type __attribute__((vector_size(16)));
+  typedef int32_t Mask __attribute__((vector_size(16)));
+  typedef uint32_t Bits __attribute__((vector_size(16)));
+};
+
+template <class Vector>
+FCNNZOO_INLINE Vector load_vector(const float* source) {
+  Vector value;
+  __builtin_memcpy(&value, source, sizeof(value));
+  return value;
+}
+
+template <class Vector>
+FCNNZOO_INLINE void store_vector(float* target, const Vector& value) {
+  __builtin_memcpy(target, &value, sizeof(value));
+}
+
+// Returns the lanes of first where take is set and of second elsewhere.
+// Written with bitwise operations, which compile to one blend; GCC 12 turned
+// the equivalent vector ?: with a two-comparison condition into one branch
+// per lane in AVX-512 code.
+template <class Vector, class Mask>
+FCNNZOO_INLINE Vector select_lanes(const Mask& take, const Vector& first, const Vector& second) {
+  return (Vector)((take & (Mask)first) | (~take & (Mask)second));
+}
+
+// Lane-wise maximum in which NaN wins, as in torch.max_pool2d.
+template <class Vector>
+FCNNZOO_INLINE Vector nan_propagating_max(const Vector& value, const Vector& maximum) {
+  return select_lanes((value > maximum) | (value != value), value, maximum);
+}
+
+// Lane-wise maximum of vectors whose lanes are +0, positive or NaN, in which
+// NaN wins. Read as unsigned integers, such floats keep their order and
+// every NaN, whatever its sign bit, lies above +inf, so one unsigned integer
+// max is enough. It would be wrong for -0 and negative values.
+template <int kLanes>
+FCNNZOO_INLINE typename VectorOf<kLanes>::Type nonnegative_max(const typename VectorOf<kLanes>::Type& first,
+                                                               const typename VectorOf<kLanes>::Type& second) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  using Bits = typename VectorOf<kLanes>::Bits;
+  const Bits first_bits = (Bits)first;
+  const Bits second_bits = (Bits)second;
+  return (Vector)(first_bits > second_bits ? first_bits : second_bits);
+}
+
+// Lane-wise maximum that may drop NaN; one instruction on x86.
+template <class Vector>
+FCNNZOO_INLINE Vector fast_max(const Vector& value, const Vector& maximum) {
+  return value > maximum ? value : maximum;
+}
+
+// One step of an in-register transpose: swaps the kStep-wide off-diagonal
+// blocks of rows first and second, which must be kStep rows apart.
+template <class Vector, int kLanes, int kStep, size_t... kIndex>
+FCNNZOO_INLINE void swap_blocks(Vector& first, Vector& second, std::index_sequence<kIndex...>) {
+  const Vector new_first =
+      __builtin_shufflevector(first, second, ((kIndex & kStep) == 0 ? kIndex : kLanes + kIndex - kStep)...);
+  const Vector new_second =
+      __builtin_shufflevector(first, second, ((kIndex & kStep) == 0 ? kIndex + kStep : kLanes + kIndex)...);
+  first = new_first;
+  second = new_second;
+}
+
+// Transposes the kLanes x kLanes matrix held in rows, kLanes log2(kLanes)
+// two-source shuffles in all.
+template <class Vector, int kLanes, int kStep = kLanes / 2>
+FCNNZOO_INLINE void transpose(Vector* rows) {
+#pragma GCC unroll 16
+  for (int row = 0; row < kLanes; ++row) {
+    if ((row & kStep) == 0) {
+      swap_blocks<Vector, kLanes, kStep>(rows[row], rows[row + kStep], std::make_index_sequence<kLanes>{});
+    }
+  }
+  if constexpr (kStep > 1) {
+    transpose<Vector, kLanes, kStep / 2>(rows);
+  }
+}
+
+// Arguments of the innermost loop nest, for one channel block and one row.
+struct TileContext {
+  const float* weights;
+  int64_t in_channels;
+  int64_t kernel_height;
+  int64_t kernel_width;
+  int64_t channel_stride;
+  int64_t row_stride;
+  int64_t stride_width;
+  int64_t merge_row_stride;
+};
+
+// Computes kWidth convolution outputs of one row for one channel block and
+// merges them into merge_rows consecutive row-max buffers. input points at
+// the first input value of the first output (channel 0, kh 0, kw 0). When
+// last_row_starts is set, the last of those buffers belongs to a pooling
+// window that starts at this row, so it is written instead of merged.
+// kExactNan selects a merge that keeps NaN; the fast merge drops a NaN value
+// but adds every output to nan_probe, so the caller can detect that case.
+template <int kLanes, int kWidth, bool kUnitStride, bool kExactNan>
+FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename VectorOf<kLanes>::Type& bias,
+                                  const float* __restrict__ input, float* __restrict__ row_max, int64_t merge_rows,
+                                  bool last_row_starts, typename VectorOf<kLanes>::Type& nan_probe) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  Vector sums[kWidth];
+#pragma GCC unroll 16
+  for (int t = 0; t < kWidth; ++t) {
+    sums[t] = bias;
+  }
+
+  const float* __restrict__ weights = context.weights;
+  const float* channel_input = input;
+  for (int64_t channel = 0; channel < context.in_channels; ++channel, channel_input += context.channel_stride) {
+    const float* row_input = channel_input;
+    for (int64_t kh = 0; kh < context.kernel_height; ++kh, row_input += context.row_stride) {
+      for (int64_t kw = 0; kw < context.kernel_width; ++kw, weights += kLanes) {
+        const Vector weight = load_vector<Vector>(weights);
+        const float* tap = row_input + kw;
+#pragma GCC unroll 16
+        for (int t = 0; t < kWidth; ++t) {
+          sums[t] += weight * tap[kUnitStride ? t : t * context.stride_width];
+        }
+      }
+    }
+  }
+
+  // Starting a window at zero applies the ReLU: max(0, a, b) == max(relu(a), relu(b)).
+  const Vector zero = {};
+  for (int64_t row = 0; row < merge_rows; ++row) {
+    float* target = row_max + row * context.merge_row_stride;
+    if (last_row_starts && row == merge_rows - 1) {
+#pragma GCC unroll 16
+      for (int t = 0; t < kWidth; ++t) {
+        const Vector relu = kExactNan ? nan_propagating_max(sums[t], zero) : fast_max(sums[t], zero);
+        store_vector(target + t * kLanes, relu);
+      }
+      continue;
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < kWidth; ++t) {
+      const Vector current = load_vector<Vector>(target + t * kLanes);
+      const Vector merged = kExactNan ? nan_propagating_max(sums[t], current) : fast_max(sums[t], current);
+      store_vector(target + t * kLanes, merged);
+    }
+  }
+
+  if (!kExactNan) {
+    Vector total = sums[0];
+#pragma GCC unroll 16
+    for (int t = 1; t < kWidth; ++t) {
+      total += sums[t];
+    }
+    nan_probe += total;
+  }
+}
+
+// Runs convolve_tile with the compile-time width equal to width, which must
+// be in [1, kWidth].
+template <int kLanes, int kWidth, bool kUnitStride>
+FCNNZOO_INLINE void convolve_tile_of_width(int64_t width, const TileContext& context,
+                                           const typename VectorOf<kLanes>::Type& bias, const float* input,
+                                           float* row_max, int64_t merge_rows, bool last_row_starts,
+                                           typename VectorOf<kLanes>::Type& nan_probe) {
+  if constexpr (kWidth > 1) {
+    if (width < kWidth) {
+      convolve_tile_of_width<kLanes, kWidth - 1, kUnitStride>(width, context, bias, input, row_max, merge_rows,
+                                                               last_row_starts, nan_probe);
+      return;
+    }
+  }
+  convolve_tile<kLanes, kWidth, kUnitStride, false>(context, bias, input, row_max, merge_rows, last_row_starts,
+                                                     nan_probe);
+}
+
+// Fills the row-max buffers of pooled rows [first_row, last_row) of one
+// channel block with the ReLU'd, vertically pooled convolution rows.
+// Returns false when the fast merge may have dropped a NaN, in which case
+// the buffers must be recomputed with kExactNan.
+template <int kLanes, int kMaxTile, bool kExactNan>
+FCNNZOO_INLINE bool convolve_rows(const DirectPlan& plan, const float* source, int64_t block, int64_t first_row,
+                                  int64_t last_row, float* row_max) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  const ConvReluPoolShape& shape = plan.shape;
+  const ConvReluPoolSizes& sizes = plan.sizes;
+  const int64_t used_width = sizes.used_conv_width;
+  const int64_t merge_row_stride = used_width * kLanes;
+  const int64_t weights_per_block = shape.in_channels * shape.kernel_height * shape.kernel_width * kLanes;
+
+  const TileContext context{plan.packed_weight + block * weights_per_block,
+                            shape.in_channels,
+                            shape.kernel_height,
+                            shape.kernel_width,
+                            plan.source_height * plan.source_width,
+                            plan.source_width,
+                            shape.stride_width,
+                            merge_row_stride};
+  const Vector bias = load_vector<Vector>(plan.packed_bias + block * kLanes);
+  Vector nan_probe = {};
+
+  // Rows are visited in increasing order, so the first row that reaches a
+  // buffer is the one its window starts at, and every buffer is written
+  // before it is merged into.
+  const int64_t conv_begin = first_row * shape.pool_stride_height;
+  const int64_t conv_end =
+      min_of((last_row - 1) * shape.pool_stride_height + shape.pool_kernel_height, sizes.used_conv_height);
+  for (int64_t conv_row = conv_begin; conv_row < conv_end; ++conv_row) {
+    // Pooled rows whose window [py * stride, py * stride + kernel) holds conv_row.
+    int64_t lowest = conv_row < shape.pool_kernel_height
+                         ? 0
+                         : (conv_row - shape.pool_kernel_height) / shape.pool_stride_height + 1;
+    lowest = max_of(lowest, first_row);
+    const int64_t highest = min_of(conv_row / shape.pool_stride_height, last_row - 1);
+    if (lowest > highest) {
+      continue;
+    }
+    const int64_t merge_rows = highest - lowest + 1;
+    const bool last_row_starts = highest * shape.pool_stride_height == conv_row;
+    const float* row_input = source + conv_row * shape.stride_height * plan.source_width;
+    float* row_target = row_max + (lowest - first_row) * merge_row_stride;
+
+    if (kExactNan) {
+      for (int64_t column = 0; column < used_width; ++column) {
+        convolve_tile<kLanes, 1, true, true>(context, bias, row_input + column * shape.stride_width,
+                                             row_target + column * kLanes, merge_rows, last_row_starts, nan_probe);
+      }
+      continue;
+    }
+
+    for (int64_t tile = 0; tile < plan.tile_count; ++tile) {
+      const int64_t column_begin = tile * used_width / plan.tile_count;
+      const int64_t column_end = (tile + 1) * used_width / plan.tile_count;
+      const float* tile_input = row_input + column_begin * shape.stride_width;
+      float* tile_target = row_target + column_begin * kLanes;
+      if (shape.stride_width == 1) {
+        convolve_tile_of_width<kLanes, kMaxTile, true>(column_end - column_begin, context, bias, tile_input,
+                                                       tile_target, merge_rows, last_row_starts, nan_probe);
+      } else {
+        convolve_tile_of_width<kLanes, kMaxTile, false>(column_end - column_begin, context, bias, tile_input,
+                                                        tile_target, merge_rows, last_row_starts, nan_probe);
+      }
+    }
+  }
+
+  if (!kExactNan) {
+    for (int lane = 0; lane < kLanes; ++lane) {
+      if (nan_probe[lane] != nan_probe[lane]) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// Pools the row-max buffers of pooled rows [first_row, last_row)
+// horizontally into pooled, one vector of kLanes channels per output
+// position, positions numbered row by row.
+template <int kLanes>
+FCNNZOO_INLINE void pool_rows(const DirectPlan& plan, int64_t first_row, int64_t last_row, const float* row_max,
+                              float* pooled) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  const ConvReluPoolShape& shape = plan.shape;
+  const ConvReluPoolSizes& sizes = plan.sizes;
+
+  for (int64_t pooled_row = first_row; pooled_row < last_row; ++pooled_row) {
+    const float* row = row_max + (pooled_row - first_row) * sizes.used_conv_width * kLanes;
+    float* target = pooled + (pooled_row - first_row) * sizes.pooled_width * kLanes;
+    for (int64_t px = 0; px < sizes.pooled_width; ++px) {
+      const int64_t begin = px * shape.pool_stride_width;
+      const int64_t end = min_of(begin + shape.pool_kernel_width, sizes.conv_width);
+      // The buffers hold ReLU outputs, so nonnegative_max applies.
+      Vector maximum = load_vector<Vector>(row + begin * kLanes);
+      for (int64_t column = begin + 1; column < end; ++column) {
+        maximum = nonnegative_max<kLanes>(load_vector<Vector>(row + column * kLanes), maximum);
+      }
+      store_vector(target + px * kLanes, maximum);
+    }
+  }
+}
+
+// Writes the pooled positions of rows [first_row, last_row) of one channel
+// block to the NCHW output. Consecutive rows of one channel are contiguous
+// there, so the positions form one run per channel; kLanes x kLanes blocks
+// are transposed in registers and stored as vectors. When the run is not a
+// multiple of kLanes, the last block overlaps the one before it and stores
+// some values twice. pooled must have room for a multiple of kLanes
+// positions; the surplus ones are read but never stored.
+template <int kLanes>
+FCNNZOO_INLINE void store_pooled(const DirectPlan& plan, int64_t image, int64_t block, int64_t first_row,
+                                 int64_t last_row, const float* pooled) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  const ConvReluPoolShape& shape = plan.shape;
+  const ConvReluPoolSizes& sizes = plan.sizes;
+  const int64_t lanes = min_of(kLanes, shape.out_channels - block * kLanes);
+  const int64_t plane = sizes.pooled_height * sizes.pooled_width;
+  const int64_t count = (last_row - first_row) * sizes.pooled_width;
+  float* output =
+      plan.output + (image * shape.out_channels + block * kLanes) * plane + first_row * sizes.pooled_width;
+
+  for (int64_t start = 0; start < count; start += kLanes) {
+    const int64_t position = (start + kLanes <= count || count < kLanes) ? start : count - kLanes;
+    Vector rows[kLanes];
+#pragma GCC unroll 16
+    for (int lane = 0; lane < kLanes; ++lane) {
+      rows[lane] = load_vector<Vector>(pooled + (position + lane) * kLanes);
+    }
+    transpose<Vector, kLanes>(rows);
+
+    if (count < kLanes) {
+      for (int64_t lane = 0; lane < lanes; ++lane) {
+        for (int64_t index = 0; index < count; ++index) {
+          output[lane * plane + index] = rows[lane][index];
+        }
+      }
+      continue;
+    }
+    for (int64_t lane = 0; lane < lanes; ++lane) {
+      store_vector(output + lane * plane + position, rows[lane]);
+    }
+  }
+}
+
+// Returns the image the convolution reads, copying it with zero padding into
+// the worker's scratch memory unless that copy already holds it.
+FCNNZOO_INLINE const float* prepare_source(const DirectPlan& plan, int64_t image, float* image_scratch,
+                                           int64_t& cached_image) {
+  const ConvReluPoolShape& shape = plan.shape;
+  const float* input = plan.input + image * shape.in_channels * shape.in_height * shape.in_width;
+  if (!plan.copies_padded_image) {
+    return input;
+  }
+  if (cached_image == image) {
+    return image_scratch;
+  }
+
+  const int64_t width = plan.source_width;
+  const int64_t copy_begin = min_of(shape.padding_width, width);
+  const int64_t copy_end = min_of(shape.padding_width + shape.in_width, width);
+  for (int64_t channel = 0; channel < shape.in_channels; ++channel) {
+    for (int64_t y = 0; y < plan.source_height; ++y) {
+      float* target = image_scratch + (channel * plan.source_height + y) * width;
+      const int64_t input_row = y - shape.padding_height;
+      if (input_row < 0 || input_row >= shape.in_height) {
+        __builtin_memset(target, 0, static_cast<size_t>(width) * sizeof(float));
+        continue;
+      }
+      const float* row = input + (channel * shape.in_height + input_row) * shape.in_width;
+      __builtin_memset(target, 0, static_cast<size_t>(copy_begin) * sizeof(float));
+      __builtin_memcpy(target + copy_begin, row, static_cast<size_t>(copy_end - copy_begin) * sizeof(float));
+      __builtin_memset(target + copy_end, 0, static_cast<size_t>(width - copy_end) * sizeof(float));
+    }
+  }
+  cached_image = image;
+  return image_scratch;
+}
+
+// The task loop, instantiated by each conv_relu_pool_direct_<isa>.cpp.
+template <int kLanes, int kMaxTile>
+FCNNZOO_INLINE void run_direct_tasks(const DirectPlan& plan, int64_t begin, int64_t end, int worker) {
+  float* scratch = plan.scratch + worker * plan.scratch_stride;
+  float* image_scratch = scratch;
+  float* row_max = scratch + plan.image_scratch_floats;
+  float* pooled = row_max + plan.row_scratch_floats;
+  const int64_t pooled_height = plan.sizes.pooled_height;
+
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t row_group = task % plan.row_group_count;
+    const int64_t block = (task / plan.row_group_count) % plan.block_count;
+    const int64_t image = task / (plan.row_group_count * plan.block_count);
+    const int64_t first_row = row_group * plan.rows_per_task;
+    const int64_t last_row = min_of(first_row + plan.rows_per_task, pooled_height);
+
+    const float* source = prepare_source(plan, image, image_scratch, plan.cached_image[worker]);
+    if (!convolve_rows<kLanes, kMaxTile, false>(plan, source, block, first_row, last_row, row_max)) {
+      convolve_rows<kLanes, kMaxTile, true>(plan, source, block, first_row, last_row, row_max);
+    }
+    pool_rows<kLanes>(plan, first_row, last_row, row_max, pooled);
+    store_pooled<kLanes>(plan, image, block, first_row, last_row, pooled);
+  }
+}
+
+}  // namespace
+}  // namespace fcnnzoo

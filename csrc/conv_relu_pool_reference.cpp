@@ -1,0 +1,96 @@
+// Naive reference of the fused forward: every pooled output recomputes the
+// convolution values of its window with plain loops. It exists to check the
+// fast variants against an independent implementation, not for speed.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "conv_relu_pool_kernels.h"
+#include "thread_pool.h"
+
+namespace fcnnzoo {
+namespace {
+
+struct ReferenceCall {
+  const ConvReluPoolShape* shape;
+  const ConvReluPoolSizes* sizes;
+  const ConvReluPoolTensors* tensors;
+};
+
+float convolve_at(const ConvReluPoolShape& shape, const ConvReluPoolTensors& tensors, int64_t image,
+                  int64_t out_channel, int64_t conv_row, int64_t conv_column) {
+  float sum = tensors.bias != nullptr ? tensors.bias[out_channel] : 0.0f;
+  for (int64_t channel = 0; channel < shape.in_channels; ++channel) {
+    for (int64_t kh = 0; kh < shape.kernel_height; ++kh) {
+      const int64_t y = conv_row * shape.stride_height + kh - shape.padding_height;
+      if (y < 0 || y >= shape.in_height) {
+        continue;
+      }
+      for (int64_t kw = 0; kw < shape.kernel_width; ++kw) {
+        const int64_t x = conv_column * shape.stride_width + kw - shape.padding_width;
+        if (x < 0 || x >= shape.in_width) {
+          continue;
+        }
+        const float input =
+            tensors.input[((image * shape.in_channels + channel) * shape.in_height + y) * shape.in_width + x];
+        const float weight =
+            tensors.weight[((out_channel * shape.in_channels + channel) * shape.kernel_height + kh) *
+                               shape.kernel_width +
+                           kw];
+        sum += input * weight;
+      }
+    }
+  }
+  return sum;
+}
+
+// One task is one (image, output channel) plane of the output.
+void reference_plane_tasks(void* context, int64_t begin, int64_t end, int /*worker*/) {
+  const ReferenceCall& call = *static_cast<const ReferenceCall*>(context);
+  const ConvReluPoolShape& shape = *call.shape;
+  const ConvReluPoolSizes& sizes = *call.sizes;
+
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const int64_t image = plane / shape.out_channels;
+    const int64_t out_channel = plane % shape.out_channels;
+    float* output = call.tensors->output + plane * sizes.pooled_height * sizes.pooled_width;
+
+    for (int64_t py = 0; py < sizes.pooled_height; ++py) {
+      const int64_t row_begin = py * shape.pool_stride_height;
+      const int64_t row_end = std::min(row_begin + shape.pool_kernel_height, sizes.conv_height);
+      for (int64_t px = 0; px < sizes.pooled_width; ++px) {
+        const int64_t column_begin = px * shape.pool_stride_width;
+        const int64_t column_end = std::min(column_begin + shape.pool_kernel_width, sizes.conv_width);
+
+        // ReLU applied before the max, and NaN wins the max, as in PyTorch.
+        float maximum = -INFINITY;
+        for (int64_t row = row_begin; row < row_end; ++row) {
+          for (int64_t column = column_begin; column < column_end; ++column) {
+            float value = convolve_at(shape, *call.tensors, image, out_channel, row, column);
+            value = value < 0.0f ? 0.0f : value;
+            if (value > maximum || std::isnan(value)) {
+              maximum = value;
+            }
+            if (std::isnan(maximum)) {
+              break;
+            }
+          }
+          if (std::isnan(maximum)) {
+            break;
+          }
+        }
+        output[py * sizes.pooled_width + px] = maximum;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void conv_relu_pool_reference(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                              const ConvReluPoolTensors& tensors, int thread_count) {
+  ReferenceCall call{&shape, &sizes, &tensors};
+  ThreadPool::instance().run(thread_count, shape.batch * shape.out_channels, 1, reference_plane_tasks, &call);
+}
+
+}  // namespace fcnnzoo

@@ -1,0 +1,67 @@
+// A persistent pool of worker threads that sleep on a condition variable
+// while idle. Kernels use it instead of OpenMP, so the process never runs a
+// second OpenMP runtime next to the one PyTorch ships.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace fcnnzoo {
+
+// Processes the tasks [begin, end). worker is 0 for the calling thread and
+// 1..thread_count-1 for pool threads, so callers can index per-worker scratch
+// memory with it. The function must not throw.
+using TaskRangeFunction = void (*)(void* context, int64_t begin, int64_t end, int worker);
+
+class ThreadPool {
+ public:
+  // Upper bound on thread_count; larger requests are clamped to it.
+  static constexpr int kMaxThreads = 256;
+
+  // The process-wide pool. A child process created by fork() gets a new,
+  // empty pool, because the parent's threads do not exist in the child.
+  static ThreadPool& instance();
+
+  // Runs function over the tasks [0, task_count), handing out chunks of
+  // chunk_size consecutive tasks, on up to thread_count threads including
+  // the caller, and returns once every task is done. When another call is
+  // using the pool, or threads cannot be started, the caller runs all tasks.
+  void run(int thread_count, int64_t task_count, int64_t chunk_size, TaskRangeFunction function, void* context);
+
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+ private:
+  ThreadPool() = default;
+
+  // Starts threads until the pool has at least thread_count of them; returns
+  // how many it has, which is fewer only if the system refused a thread.
+  int grow(int thread_count);
+  void worker_loop(int worker, uint64_t seen_generation);
+  void process_chunks(int worker);
+
+  // Set while a call owns the pool; a second caller runs its tasks inline.
+  std::atomic<bool> busy_{false};
+
+  std::mutex mutex_;
+  std::condition_variable start_condition_;
+  std::condition_variable done_condition_;
+  std::vector<std::thread> threads_;
+
+  // Fields of the current job, written under mutex_ before generation_ is
+  // incremented and read by workers after they observe the new generation.
+  uint64_t generation_ = 0;
+  int participants_ = 0;
+  int pending_workers_ = 0;
+  TaskRangeFunction function_ = nullptr;
+  void* context_ = nullptr;
+  int64_t task_count_ = 0;
+  int64_t chunk_size_ = 1;
+  std::atomic<int64_t> next_task_{0};
+};
+
+}  // namespace fcnnzoo
