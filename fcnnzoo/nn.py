@@ -37,7 +37,13 @@ class ConvReLUPool(nn.Module):
         pool_stride: max-pool stride; defaults to ``pool_kernel``.
         ceil_mode: round the pooled size up instead of down.
         fused: run on the fused C++ kernel where it applies (float32 CPU
-            tensors); ``False`` always runs the PyTorch composite.
+            tensors when no gradient is recorded, for example under
+            ``torch.no_grad()``); other calls and ``False`` run the PyTorch
+            composite.
+
+    Raises:
+        ValueError: if a channel count, kernel size, stride or pool size is
+            not positive, or the padding is negative.
     """
 
     def __init__(
@@ -65,6 +71,16 @@ class ConvReLUPool(nn.Module):
         self.pool_stride = self.pool_kernel if pool_stride is None else _pair(pool_stride, "pool_stride")
         self.ceil_mode = bool(ceil_mode)
         self.fused = bool(fused)
+        for name, pair in (
+            ("kernel_size", self.kernel_size),
+            ("stride", self.stride),
+            ("pool_kernel", self.pool_kernel),
+            ("pool_stride", self.pool_stride),
+        ):
+            if pair[0] <= 0 or pair[1] <= 0:
+                raise ValueError(f"{name} must be positive, got {pair}.")
+        if self.padding[0] < 0 or self.padding[1] < 0:
+            raise ValueError(f"padding must be non-negative, got {self.padding}.")
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
