@@ -117,30 +117,45 @@ FCNNZOO_INLINE Vector fast_max(const Vector& value, const Vector& maximum) {
   return value > maximum ? value : maximum;
 }
 
+// Returns the lanes of first and second picked by kIndex (0 to 2 kLanes - 1,
+// indices of kLanes and above pick from second). GCC before 12 lacks
+// __builtin_shufflevector but has the equivalent __builtin_shuffle.
+template <int kLanes, int... kIndex>
+FCNNZOO_INLINE typename VectorOf<kLanes>::Type shuffle_lanes(const typename VectorOf<kLanes>::Type& first,
+                                                             const typename VectorOf<kLanes>::Type& second) {
+#if defined(__clang__) || __GNUC__ >= 12
+  return __builtin_shufflevector(first, second, kIndex...);
+#else
+  return __builtin_shuffle(first, second, typename VectorOf<kLanes>::Mask{kIndex...});
+#endif
+}
+
 // One step of an in-register transpose: swaps the kStep-wide off-diagonal
 // blocks of rows first and second, which must be kStep rows apart.
-template <class Vector, int kLanes, int kStep, size_t... kIndex>
-FCNNZOO_INLINE void swap_blocks(Vector& first, Vector& second, std::index_sequence<kIndex...>) {
+template <int kLanes, int kStep, size_t... kIndex>
+FCNNZOO_INLINE void swap_blocks(typename VectorOf<kLanes>::Type& first, typename VectorOf<kLanes>::Type& second,
+                                std::index_sequence<kIndex...>) {
+  using Vector = typename VectorOf<kLanes>::Type;
   const Vector new_first =
-      __builtin_shufflevector(first, second, ((kIndex & kStep) == 0 ? kIndex : kLanes + kIndex - kStep)...);
+      shuffle_lanes<kLanes, ((kIndex & kStep) == 0 ? int(kIndex) : kLanes + int(kIndex) - kStep)...>(first, second);
   const Vector new_second =
-      __builtin_shufflevector(first, second, ((kIndex & kStep) == 0 ? kIndex + kStep : kLanes + kIndex)...);
+      shuffle_lanes<kLanes, ((kIndex & kStep) == 0 ? int(kIndex) + kStep : kLanes + int(kIndex))...>(first, second);
   first = new_first;
   second = new_second;
 }
 
 // Transposes the kLanes x kLanes matrix held in rows, kLanes log2(kLanes)
 // two-source shuffles in all.
-template <class Vector, int kLanes, int kStep = kLanes / 2>
-FCNNZOO_INLINE void transpose(Vector* rows) {
+template <int kLanes, int kStep = kLanes / 2>
+FCNNZOO_INLINE void transpose(typename VectorOf<kLanes>::Type* rows) {
 #pragma GCC unroll 16
   for (int row = 0; row < kLanes; ++row) {
     if ((row & kStep) == 0) {
-      swap_blocks<Vector, kLanes, kStep>(rows[row], rows[row + kStep], std::make_index_sequence<kLanes>{});
+      swap_blocks<kLanes, kStep>(rows[row], rows[row + kStep], std::make_index_sequence<kLanes>{});
     }
   }
   if constexpr (kStep > 1) {
-    transpose<Vector, kLanes, kStep / 2>(rows);
+    transpose<kLanes, kStep / 2>(rows);
   }
 }
 
@@ -369,7 +384,7 @@ FCNNZOO_INLINE void store_pooled(const DirectPlan& plan, int64_t image, int64_t 
     for (int lane = 0; lane < kLanes; ++lane) {
       rows[lane] = load_vector<Vector>(pooled + (position + lane) * kLanes);
     }
-    transpose<Vector, kLanes>(rows);
+    transpose<kLanes>(rows);
 
     if (count < kLanes) {
       for (int64_t lane = 0; lane < lanes; ++lane) {

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -144,6 +147,50 @@ def test_thread_count_does_not_change_result() -> None:
     finally:
         torch.set_num_threads(previous)
     assert torch.equal(single, double)
+
+
+def test_concurrent_calls_from_threads() -> None:
+    x, weight, bias = random_problem(8, 4, 24, (16, 16), (3, 3))
+    expected = composite(x, weight, bias, padding=1)
+
+    # The kernel releases the GIL, so these calls overlap; at most one owns the thread pool.
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        results = list(executor.map(lambda _: conv_relu_pool(x, weight, bias, padding=1), range(16)))
+
+    for result in results:
+        torch.testing.assert_close(result, expected, rtol=RTOL, atol=ATOL)
+
+
+def _forward_with_two_threads(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    output = np.empty((x.shape[0], weight.shape[0], 7, 7), dtype=np.float32)
+    _C.conv_relu_pool_forward(
+        x,
+        weight,
+        bias,
+        output,
+        stride=(1, 1),
+        padding=(0, 0),
+        pool_kernel=(2, 2),
+        pool_stride=(2, 2),
+        ceil_mode=False,
+        num_threads=2,
+    )
+    return output
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_does_not_hang() -> None:
+    x, weight, bias = random_problem(8, 4, 24, (16, 16), (3, 3))
+    expected = composite(x, weight, bias)
+    # Start the pool's threads in this process; the child inherits the pool but not its threads.
+    parent_result = _forward_with_two_threads(x.numpy(), weight.numpy(), bias.numpy())
+    torch.testing.assert_close(torch.from_numpy(parent_result), expected, rtol=RTOL, atol=ATOL)
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        pending = pool.apply_async(_forward_with_two_threads, (x.numpy(), weight.numpy(), bias.numpy()))
+        child_result = pending.get(timeout=60)
+
+    torch.testing.assert_close(torch.from_numpy(child_result), expected, rtol=RTOL, atol=ATOL)
 
 
 def test_layout_of_input_is_read_correctly(num_threads: int) -> None:
