@@ -1,0 +1,418 @@
+"""The training loop and evaluation for image classifiers.
+
+:func:`train` fits a model on a :class:`~fcnnzoo.data.DatasetSplits` with
+Adam and cross-entropy, reproducibly for a given seed on the CPU;
+:func:`evaluate` measures loss and accuracy in eval mode without autograd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import asdict
+from dataclasses import dataclass
+from typing import Any
+from typing import Final
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import BatchSampler
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset
+from torch.utils.data import RandomSampler
+from torch.utils.data import SequentialSampler
+from torch.utils.data import TensorDataset
+
+from fcnnzoo.data import DatasetSplits
+from fcnnzoo.training.metrics import ClassificationMeter
+from fcnnzoo.training.metrics import count_parameters
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_LR",
+    "EVAL_BATCH_SIZE",
+    "EpochRecord",
+    "EvaluationResult",
+    "TrainingResult",
+    "check_hyperparameters",
+    "evaluate",
+    "train",
+]
+
+logger = logging.getLogger(__name__)
+
+# The default recipe: Adam at 1e-3 with batches of 32 takes fcnn past 0.97
+# test accuracy on digits within 10 epochs (45 optimizer steps per epoch).
+DEFAULT_BATCH_SIZE: Final = 32
+DEFAULT_LR: Final = 1e-3
+# Evaluation batches never change the result beyond float rounding, but a
+# fixed size makes `fcnnzoo eval` reproduce the numbers of `fcnnzoo train` bit for bit.
+EVAL_BATCH_SIZE: Final = 256
+MAX_SEED: Final = 2**63 - 2
+
+Augmenter = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Mean cross-entropy loss and accuracy over ``count`` examples."""
+
+    loss: float
+    accuracy: float
+    count: int
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Metrics of one training epoch.
+
+    ``train_loss`` and ``train_accuracy`` average over the epoch's batches as
+    the model saw them (augmented, in training mode). ``test_loss`` and
+    ``test_accuracy`` are measured after the epoch, for monitoring only, and
+    are ``None`` when per-epoch evaluation is off.
+    """
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float | None
+    test_accuracy: float | None
+    seconds: float
+    lr: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Convert the record to a JSON-friendly dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The outcome of a :func:`train` run.
+
+    Attributes:
+        history: one record per epoch, in order.
+        test: loss and accuracy of the final model on the test split.
+        train_seconds: wall-clock time of the epochs, including the
+            per-epoch evaluation but not the final one.
+        params: number of parameter elements of the model.
+    """
+
+    history: list[EpochRecord]
+    test: EvaluationResult
+    train_seconds: float
+    params: int
+
+    @property
+    def epochs(self) -> int:
+        """Number of epochs trained."""
+        return len(self.history)
+
+    def metrics(self) -> dict[str, Any]:
+        """Summarize the run as a flat JSON-friendly dict."""
+        last = self.history[-1]
+        return {
+            "epochs": self.epochs,
+            "test_accuracy": self.test.accuracy,
+            "test_loss": self.test.loss,
+            "test_examples": self.test.count,
+            "train_accuracy": last.train_accuracy,
+            "train_loss": last.train_loss,
+            "train_seconds": self.train_seconds,
+            "params": self.params,
+        }
+
+
+def train(
+    model: nn.Module,
+    splits: DatasetSplits,
+    *,
+    epochs: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    augmenters: Sequence[Augmenter] = (),
+    progress: bool | None = None,
+    evaluate_each_epoch: bool = True,
+    device: str | torch.device = "cpu",
+) -> TrainingResult:
+    """Train ``model`` on ``splits.train`` with Adam and cross-entropy, in place.
+
+    The run is reproducible on the CPU: ``seed`` seeds torch's global
+    generator (used by layers such as dropout), the shuffling of the batches
+    and the generator passed to every augmenter. An augmenter whose ``seed``
+    attribute is set gets ``generator=None`` instead, so it draws from its
+    own seeded generator. Augmenters run on training batches only, in the
+    order given, after the batch is drawn. Each epoch is logged at INFO level
+    through :mod:`logging`.
+
+    Args:
+        model: the network, mapping ``(N, C, H, W)`` images to logits.
+        splits: the dataset; ``splits.test`` is used for evaluation only.
+        epochs: number of passes over the train split.
+        batch_size: training examples per optimizer step.
+        lr: Adam learning rate.
+        seed: seed for every source of randomness in the run.
+        augmenters: callables ``augment(images, generator=None)`` that
+            return an augmented batch of the same shape and dtype.
+        progress: show a tqdm bar on stderr. ``None`` shows it only when
+            stderr is a terminal.
+        evaluate_each_epoch: measure the test split after every epoch and
+            record it in the history; the final evaluation always runs.
+        device: where the model and batches live.
+
+    Returns:
+        The history, final test metrics and timing. The model is left in
+        eval mode.
+
+    Raises:
+        ValueError: if an argument is out of range, an augmenter changes the
+            batch shape, or the loss stops being finite.
+        TypeError: if an argument has the wrong type.
+    """
+    check_hyperparameters(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    if progress is None:
+        progress = _stderr_is_terminal()
+    _check_model_output(model, splits, device)
+
+    torch.manual_seed(seed)
+    shuffle_generator = torch.Generator().manual_seed(seed)
+    augment_generator = torch.Generator().manual_seed(seed + 1)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = math.ceil(len(splits.train) / batch_size)
+    logger.info(
+        "Training on %s: %d train examples, %d epochs of %d steps, batch size %d, lr %g, seed %d",
+        splits.name, len(splits.train), epochs, steps_per_epoch, batch_size, lr, seed,
+    )
+
+    history: list[EpochRecord] = []
+    epoch_test: EvaluationResult | None = None
+    started = time.perf_counter()
+    with _progress_bar(progress, total=epochs * steps_per_epoch) as bar:
+        for epoch in range(1, epochs + 1):
+            epoch_started = time.perf_counter()
+            meter = ClassificationMeter()
+            model.train()
+            for step, (images, labels) in enumerate(_shuffled_batches(splits.train, batch_size, shuffle_generator), start=1):
+                images = _augment(images, augmenters, augment_generator)
+                images = images.to(device)
+                labels = labels.to(device)
+
+                logits = model(images)
+                loss_sum = F.cross_entropy(logits, labels, reduction="sum")
+                if not torch.isfinite(loss_sum):
+                    raise ValueError(
+                        f"Training diverged: the loss became {float(loss_sum.detach())} at epoch {epoch}, step {step}. "
+                        f"Lower the learning rate (now {lr:g})."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                (loss_sum / labels.shape[0]).backward()
+                optimizer.step()
+
+                meter.update(logits, labels, loss_sum)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{meter.loss:.4f}", refresh=False)
+
+            if evaluate_each_epoch:
+                epoch_test = evaluate(model, splits.test, device=device)
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=meter.loss,
+                train_accuracy=meter.accuracy,
+                test_loss=epoch_test.loss if epoch_test is not None else None,
+                test_accuracy=epoch_test.accuracy if epoch_test is not None else None,
+                seconds=time.perf_counter() - epoch_started,
+                lr=optimizer.param_groups[0]["lr"],
+            )
+            history.append(record)
+            _log_epoch(record, epochs)
+    train_seconds = time.perf_counter() - started
+
+    # The last per-epoch evaluation already measured the final model.
+    test_result = epoch_test if epoch_test is not None else evaluate(model, splits.test, device=device)
+    model.eval()
+    logger.info("Test accuracy %.4f, test loss %.4f after %.1f s", test_result.accuracy, test_result.loss, train_seconds)
+    return TrainingResult(history=history, test=test_result, train_seconds=train_seconds, params=count_parameters(model))
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = EVAL_BATCH_SIZE,
+    device: str | torch.device = "cpu",
+) -> EvaluationResult:
+    """Measure mean cross-entropy loss and accuracy of ``model`` on ``dataset``.
+
+    Runs in eval mode under ``torch.no_grad()``, in dataset order, and then
+    puts the model back into the mode it was in.
+
+    Args:
+        model: the network.
+        dataset: yields ``(images, labels)`` pairs, such as a ``TensorDataset``.
+        batch_size: examples per forward pass.
+        device: where the batches are sent; the model must already be there.
+
+    Returns:
+        The loss, accuracy and number of examples.
+
+    Raises:
+        ValueError: if ``dataset`` is empty or ``batch_size`` is not positive.
+    """
+    _check_positive_int("batch_size", batch_size)
+    if len(dataset) == 0:
+        raise ValueError("Cannot evaluate on an empty dataset.")
+
+    was_training = model.training
+    model.eval()
+    meter = ClassificationMeter()
+    try:
+        with torch.no_grad():
+            for images, labels in _ordered_batches(dataset, batch_size):
+                images = images.to(device)
+                labels = labels.to(device)
+                logits = model(images)
+                meter.update(logits, labels, F.cross_entropy(logits, labels, reduction="sum"))
+    finally:
+        model.train(was_training)
+    return EvaluationResult(loss=meter.loss, accuracy=meter.accuracy, count=meter.count)
+
+
+def check_hyperparameters(*, epochs: int, batch_size: int, lr: float, seed: int) -> None:
+    """Check the arguments of :func:`train` before any work starts.
+
+    Raises:
+        TypeError: if a value has the wrong type.
+        ValueError: if ``epochs`` or ``batch_size`` is not positive, ``lr``
+            is not a positive finite number, or ``seed`` is outside
+            ``[0, 2**63 - 2]``.
+    """
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch_size", batch_size)
+    _check_learning_rate(lr)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {seed!r}.")
+    # The augmentation generator is seeded with seed + 1, which must still fit torch's signed 64-bit range.
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an int from 0 to {MAX_SEED}, got {seed}.")
+
+
+def _check_model_output(model: nn.Module, splits: DatasetSplits, device: str | torch.device) -> None:
+    """Run two train images through ``model`` so that a model that does not fit the data fails before training."""
+    if isinstance(splits.train, TensorDataset):
+        images = splits.train.tensors[0][:2]
+    else:
+        images = torch.stack([splits.train[index][0] for index in range(min(2, len(splits.train)))])
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(images.to(device))
+    except RuntimeError as exc:
+        raise ValueError(
+            f"The model cannot process the {splits.name} images of shape {tuple(images.shape[1:])}: {exc}"
+        ) from exc
+    finally:
+        model.train(was_training)
+    if logits.dim() != 2 or logits.shape != (images.shape[0], splits.num_classes):
+        raise ValueError(
+            f"The model must return logits of shape (N, {splits.num_classes}) for the {splits.num_classes} classes of "
+            f"{splits.name}, got shape {tuple(logits.shape)} for N={images.shape[0]}."
+        )
+
+
+def _shuffled_batches(dataset: Dataset, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    sampler = RandomSampler(dataset, generator=generator)
+    if isinstance(dataset, TensorDataset):
+        # Index the tensors once per batch instead of once per example.
+        return iter(DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False)))
+    return iter(DataLoader(dataset, batch_size=batch_size, sampler=sampler))
+
+
+def _ordered_batches(dataset: Dataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    if isinstance(dataset, TensorDataset):
+        images, labels = dataset.tensors
+        for start in range(0, len(dataset), batch_size):
+            yield images[start : start + batch_size], labels[start : start + batch_size]
+        return
+    yield from DataLoader(dataset, batch_size=batch_size, sampler=SequentialSampler(dataset))
+
+
+def _augment(images: torch.Tensor, augmenters: Sequence[Augmenter], generator: torch.Generator) -> torch.Tensor:
+    for augment in augmenters:
+        # An augmenter built with its own seed keeps drawing from its own generator.
+        own_seed = getattr(augment, "seed", None)
+        augmented = augment(images, generator=generator if own_seed is None else None)
+        if not isinstance(augmented, torch.Tensor) or augmented.shape != images.shape or augmented.dtype != images.dtype:
+            raise ValueError(
+                f"Augmenter {_describe(augment)} must return a {images.dtype} tensor of shape {tuple(images.shape)}, "
+                f"got {_describe_output(augmented)}."
+            )
+        images = augmented
+    return images
+
+
+def _describe(augment: Augmenter) -> str:
+    return getattr(augment, "name", None) or getattr(augment, "__name__", None) or type(augment).__name__
+
+
+def _describe_output(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def _log_epoch(record: EpochRecord, epochs: int) -> None:
+    if record.test_accuracy is None:
+        logger.info(
+            "Epoch %d/%d: train loss %.4f, train accuracy %.4f (%.1f s)",
+            record.epoch, epochs, record.train_loss, record.train_accuracy, record.seconds,
+        )
+        return
+    logger.info(
+        "Epoch %d/%d: train loss %.4f, train accuracy %.4f, test loss %.4f, test accuracy %.4f (%.1f s)",
+        record.epoch, epochs, record.train_loss, record.train_accuracy, record.test_loss, record.test_accuracy, record.seconds,
+    )
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    # Route log records through tqdm.write so they do not break the bar apart.
+    with logging_redirect_tqdm(loggers=[logging.getLogger(), logging.getLogger("fcnnzoo")]):
+        with tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
+            yield bar
+
+
+def _stderr_is_terminal() -> bool:
+    stream = sys.stderr
+    return stream is not None and hasattr(stream, "isatty") and stream.isatty()
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive int, got {value!r}.")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}.")
+
+
+def _check_learning_rate(lr: object) -> None:
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        raise TypeError(f"lr must be a positive number, got {lr!r}.")
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr}.")
