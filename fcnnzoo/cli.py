@@ -1,0 +1,450 @@
+"""The ``fcnnzoo`` command line: argument parsing, output and exit codes.
+
+The work itself lives in :mod:`fcnnzoo.workflows` and the public API. Exit
+codes: 0 on success, 2 on bad usage or invalid input (with one line
+``fcnnzoo: error: ...`` on stderr), 1 on other operating system errors and
+130 when interrupted. ``--json`` prints exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
+from typing import Final
+from typing import NoReturn
+
+from fcnnzoo import __version__
+from fcnnzoo.registry import PluginError
+from fcnnzoo.registry import PluginWarning
+
+__all__ = ["main", "parse_component_spec"]
+
+logger = logging.getLogger(__name__)
+
+PROG: Final = "fcnnzoo"
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+# Errors that mean the input was wrong; they end the command with exit code 2.
+USER_ERRORS: Final = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    PluginError,
+)
+
+_INT_PATTERN: Final = re.compile(r"[+-]?\d+")
+_LIST_KINDS: Final = ("models", "augmenters", "quantizers", "datasets", "plugins")
+
+
+class UsageError(Exception):
+    """A command line that argparse rejected."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`UsageError` instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (run '{self.prog} --help' for usage)")
+
+
+def parse_component_spec(text: str, option: str = "--augment") -> tuple[str, dict[str, Any]]:
+    """Parse ``NAME[:key=value,...]`` into a name and keyword arguments.
+
+    Values become ``bool`` for ``true``/``false`` (any case), ``int`` for
+    integer literals, ``float`` for other finite numbers and stay ``str``
+    otherwise, so ``"random_crop:padding=2,p=0.5"`` gives
+    ``("random_crop", {"padding": 2, "p": 0.5})``.
+
+    Args:
+        text: the option value.
+        option: the option name, used in error messages.
+
+    Returns:
+        ``(name, arguments)``.
+
+    Raises:
+        ValueError: if the name is empty, an item lacks ``=``, a key is not
+            an identifier or appears twice.
+    """
+    name, separator, options = text.partition(":")
+    name = name.strip()
+    if not name:
+        raise ValueError(f"Invalid {option} value {text!r}: expected NAME[:key=value,...] with a non-empty NAME.")
+    arguments: dict[str, Any] = {}
+    if not separator:
+        return name, arguments
+    if not options.strip():
+        raise ValueError(f"Invalid {option} value {text!r}: nothing follows ':'. Drop the ':' or add key=value pairs.")
+
+    for item in options.split(","):
+        key, equals, value = item.partition("=")
+        key = key.strip()
+        if not equals:
+            raise ValueError(f"Invalid {option} value {text!r}: {item.strip()!r} is not a key=value pair.")
+        if not key.isidentifier():
+            raise ValueError(f"Invalid {option} value {text!r}: key {key!r} is not a valid argument name.")
+        if key in arguments:
+            raise ValueError(f"Invalid {option} value {text!r}: key {key!r} is given twice.")
+        arguments[key] = _coerce(value.strip())
+    return name, arguments
+
+
+def _coerce(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if _INT_PATTERN.fullmatch(text):
+        return int(text)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with one subcommand per job."""
+    from fcnnzoo.training import DEFAULT_BATCH_SIZE
+    from fcnnzoo.training import DEFAULT_LR
+
+    common = _ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of a summary")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="log more: -v for progress per epoch, -vv for debugging")
+
+    parser = _ArgumentParser(prog=PROG, description="A model zoo of convolutional image classifiers with a fused conv-ReLU-pool kernel.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    list_parser = commands.add_parser("list", parents=[common], help="list registered components")
+    list_parser.add_argument("kind", choices=_LIST_KINDS, help="what to list")
+    list_parser.add_argument("pattern", nargs="?", default=None, help="shell-style name filter, such as 'fcnn*'")
+
+    info_parser = commands.add_parser("info", parents=[common], help="describe an architecture")
+    info_parser.add_argument("model", help="architecture name, as in 'fcnnzoo list models'")
+
+    train_parser = commands.add_parser("train", parents=[common], help="train a model and save a checkpoint")
+    train_parser.add_argument("model", help="architecture name, as in 'fcnnzoo list models'")
+    train_parser.add_argument("--dataset", default="digits", help="dataset name, as in 'fcnnzoo list datasets' (default: digits)")
+    train_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+    train_parser.add_argument("--epochs", type=_positive_int, required=True, help="number of passes over the train split")
+    train_parser.add_argument("--out", required=True, help="checkpoint folder to write; an existing checkpoint there is replaced")
+    train_parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed for weights, batch order and augmentation (default: 0)")
+    train_parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help=f"examples per step (default: {DEFAULT_BATCH_SIZE})")
+    train_parser.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help=f"Adam learning rate (default: {DEFAULT_LR:g})")
+    train_parser.add_argument(
+        "--augment",
+        action="append",
+        default=[],
+        metavar="NAME[:key=value,...]",
+        help="augment training batches, such as 'random_crop:padding=2'; repeat to chain augmenters",
+    )
+
+    eval_parser = commands.add_parser("eval", parents=[common], help="evaluate a checkpoint on its dataset's test split")
+    eval_parser.add_argument("checkpoint", help="checkpoint folder written by 'fcnnzoo train'")
+    eval_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+
+    quantize_parser = commands.add_parser("quantize", parents=[common], help="quantize a checkpoint and compare it with the original")
+    quantize_parser.add_argument("checkpoint", help="float checkpoint folder written by 'fcnnzoo train'")
+    quantize_parser.add_argument("--method", required=True, metavar="NAME[:key=value,...]", help="quantizer, as in 'fcnnzoo list quantizers'")
+    quantize_parser.add_argument("--out", required=True, help="folder for the quantized checkpoint and quantization.json")
+    quantize_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        options = build_parser().parse_args(arguments)
+    except UsageError as exc:
+        _print_error(str(exc))
+        return EXIT_USAGE
+    except SystemExit as exc:
+        # --help and --version print and exit with code 0.
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+
+    with _cli_logging(options.verbose), warnings.catch_warnings():
+        # The registry logs every broken plugin, so its warning would print the same news twice.
+        warnings.simplefilter("ignore", PluginWarning)
+        try:
+            document = _COMMANDS[options.command](options)
+        except USER_ERRORS as exc:
+            logger.debug("Command failed", exc_info=True)
+            _print_error(_one_line(exc))
+            return EXIT_USAGE
+        except OSError as exc:
+            logger.debug("Command failed", exc_info=True)
+            _print_error(_one_line(exc))
+            return EXIT_FAILURE
+        except KeyboardInterrupt:
+            _print_error("interrupted")
+            return EXIT_INTERRUPTED
+
+    if options.json:
+        text = json.dumps(document, indent=2, allow_nan=False)
+    else:
+        text = _HUMAN_FORMATTERS[options.command](options, document)
+    return _print_output(text)
+
+
+# -- commands: each returns a JSON-friendly document ----------------------
+
+
+def _run_list(options: argparse.Namespace) -> Any:
+    from fcnnzoo.registry import default_registry
+
+    registry = default_registry()
+    if options.kind == "plugins":
+        import fnmatch
+
+        infos = registry.plugins()
+        if options.pattern is not None:
+            infos = [info for info in infos if fnmatch.fnmatchcase(info.name, options.pattern)]
+        return [info.to_dict() for info in infos]
+
+    kind = {"models": "architecture", "augmenters": "augmenter", "quantizers": "quantizer", "datasets": "dataset"}[options.kind]
+    rows = []
+    for spec in registry.specs(kind, options.pattern):
+        row = {"name": spec.name, "plugin": spec.plugin, "description": spec.description}
+        if kind == "architecture":
+            row.update(
+                in_channels=spec.in_channels,
+                num_classes=spec.num_classes,
+                input_size=list(spec.input_size),
+                tags=list(spec.tags),
+            )
+        rows.append(row)
+    return rows
+
+
+def _run_info(options: argparse.Namespace) -> Any:
+    from fcnnzoo.api import model_info
+
+    return model_info(options.model)
+
+
+def _run_train(options: argparse.Namespace) -> Any:
+    from fcnnzoo.workflows import train_to_checkpoint
+
+    augment = [parse_component_spec(text, "--augment") for text in options.augment]
+    return train_to_checkpoint(
+        options.model,
+        options.out,
+        epochs=options.epochs,
+        dataset=options.dataset,
+        data_dir=options.data_dir,
+        batch_size=options.batch_size,
+        lr=options.lr,
+        seed=options.seed,
+        augment=augment,
+    )
+
+
+def _run_eval(options: argparse.Namespace) -> Any:
+    from fcnnzoo.workflows import evaluate_checkpoint
+
+    return evaluate_checkpoint(options.checkpoint, data_dir=options.data_dir)
+
+
+def _run_quantize(options: argparse.Namespace) -> Any:
+    from fcnnzoo.workflows import quantize_checkpoint
+
+    method, arguments = parse_component_spec(options.method, "--method")
+    return quantize_checkpoint(options.checkpoint, options.out, method=method, arguments=arguments, data_dir=options.data_dir)
+
+
+_COMMANDS: Final = {
+    "list": _run_list,
+    "info": _run_info,
+    "train": _run_train,
+    "eval": _run_eval,
+    "quantize": _run_quantize,
+}
+
+
+# -- human-readable output ------------------------------------------------
+
+
+def _format_list(options: argparse.Namespace, rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return f"No {options.kind} found."
+    if options.kind == "plugins":
+        table = [
+            (row["name"], row["source"], row["status"], row["error"] or ", ".join(row["components"]) or "-")
+            for row in rows
+        ]
+        return _table(("name", "source", "status", "components"), table)
+    return _table(("name", "plugin", "description"), [(row["name"], row["plugin"], row["description"]) for row in rows])
+
+
+def _format_info(options: argparse.Namespace, info: dict[str, Any]) -> str:
+    lines = []
+    for key, value in info.items():
+        if isinstance(value, list):
+            value = ", ".join(str(item) for item in value) or "-"
+        elif value is None:
+            value = "-"
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+def _format_train(options: argparse.Namespace, metrics: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"Trained {metrics['model']} ({metrics['params']:,} parameters) on {metrics['dataset']} "
+            f"for {metrics['epochs']} epochs in {metrics['train_seconds']:.1f} s.",
+            f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
+            f"over {metrics['test_examples']} images.",
+            f"Checkpoint: {metrics['checkpoint']}",
+        ]
+    )
+
+
+def _format_eval(options: argparse.Namespace, report: dict[str, Any]) -> str:
+    quantization = report["quantization"]
+    model = report["model"] if quantization is None else f"{report['model']} ({quantization['method']})"
+    return "\n".join(
+        [
+            f"Checkpoint {report['checkpoint']}: {model} on {report['dataset']}.",
+            f"Test accuracy {report['test_accuracy']:.4f}, test loss {report['test_loss']:.4f} "
+            f"over {report['test_examples']} images.",
+        ]
+    )
+
+
+def _format_quantize(options: argparse.Namespace, report: dict[str, Any]) -> str:
+    ratio = report["size_bytes_before"] / report["size_bytes_after"]
+    return "\n".join(
+        [
+            f"Quantized {report['source']} with {report['method']} into {report['checkpoint']}.",
+            f"Weights: {report['size_bytes_before']:,} -> {report['size_bytes_after']:,} bytes ({ratio:.2f}x smaller).",
+            f"Test accuracy: {report['accuracy_before']:.4f} -> {report['accuracy_after']:.4f}.",
+        ]
+    )
+
+
+_HUMAN_FORMATTERS: Final = {
+    "list": _format_list,
+    "info": _format_info,
+    "train": _format_train,
+    "eval": _format_eval,
+    "quantize": _format_quantize,
+}
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+# -- errors and logging ---------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _print_output(text: str) -> int:
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (such as `head`) closed the pipe early. Point stdout at
+        # devnull so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        # StreamHandler assigns the stream in __init__ and setStream; the property ignores it.
+        pass
+
+
+@contextlib.contextmanager
+def _cli_logging(verbosity: int) -> Iterator[None]:
+    """Send fcnnzoo's log records to stderr while a command runs, then restore the logger."""
+    if verbosity <= 0:
+        level = logging.WARNING
+    elif verbosity == 1:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
+    package_logger = logging.getLogger("fcnnzoo")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    previous_level = package_logger.level
+
+    package_logger.addHandler(handler)
+    package_logger.setLevel(level)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous_level)
