@@ -73,10 +73,14 @@ def create_model(
     }
     model = spec.factory(**arguments)
     set_fused(model, fused)
+    # An input_size argument (an int means a square) overrides the spec's default.
+    input_size = kwargs.get("input_size", spec.input_size)
+    if isinstance(input_size, int):
+        input_size = (input_size, input_size)
     model.fcnnzoo_config = {
         "architecture": name,
         "arguments": arguments,
-        "input_size": list(spec.input_size),
+        "input_size": list(input_size),
     }
     return model
 
