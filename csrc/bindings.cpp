@@ -60,6 +60,42 @@ bool overlaps(const py::array& first, const py::array& second) {
   return first.nbytes() > 0 && second.nbytes() > 0 && first_begin < second_end && second_begin < first_end;
 }
 
+ConvReluPoolShape make_shape(int64_t batch, int64_t in_channels, int64_t in_height, int64_t in_width,
+                             int64_t out_channels, int64_t kernel_height, int64_t kernel_width, Pair stride,
+                             Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
+  ConvReluPoolShape shape;
+  shape.batch = batch;
+  shape.in_channels = in_channels;
+  shape.in_height = in_height;
+  shape.in_width = in_width;
+  shape.out_channels = out_channels;
+  shape.kernel_height = kernel_height;
+  shape.kernel_width = kernel_width;
+  shape.stride_height = stride[0];
+  shape.stride_width = stride[1];
+  shape.padding_height = padding[0];
+  shape.padding_width = padding[1];
+  shape.pool_kernel_height = pool_kernel[0];
+  shape.pool_kernel_width = pool_kernel[1];
+  shape.pool_stride_height = pool_stride[0];
+  shape.pool_stride_width = pool_stride[1];
+  shape.ceil_mode = ceil_mode;
+  return shape;
+}
+
+std::string select_kernel(std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape, Pair stride,
+                          Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
+  if (weight_shape[1] != input_shape[1]) {
+    throw py::value_error("weight_shape expects " + std::to_string(weight_shape[1]) +
+                          " input channels but input_shape has " + std::to_string(input_shape[1]) + ".");
+  }
+  const ConvReluPoolShape shape =
+      make_shape(input_shape[0], input_shape[1], input_shape[2], input_shape[3], weight_shape[0], weight_shape[2],
+                 weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode);
+  const ConvReluPoolSizes sizes = validate_shape(shape);
+  return find_kernel("", shape, sizes).name;
+}
+
 void conv_relu_pool_forward(const py::object& input_object, const py::object& weight_object,
                             const py::object& bias_object, const py::object& output_object, Pair stride,
                             Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode, int num_threads,
@@ -79,24 +115,9 @@ void conv_relu_pool_forward(const py::object& input_object, const py::object& we
     throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
   }
 
-  ConvReluPoolShape shape;
-  shape.batch = input.shape(0);
-  shape.in_channels = input.shape(1);
-  shape.in_height = input.shape(2);
-  shape.in_width = input.shape(3);
-  shape.out_channels = weight.shape(0);
-  shape.kernel_height = weight.shape(2);
-  shape.kernel_width = weight.shape(3);
-  shape.stride_height = stride[0];
-  shape.stride_width = stride[1];
-  shape.padding_height = padding[0];
-  shape.padding_width = padding[1];
-  shape.pool_kernel_height = pool_kernel[0];
-  shape.pool_kernel_width = pool_kernel[1];
-  shape.pool_stride_height = pool_stride[0];
-  shape.pool_stride_width = pool_stride[1];
-  shape.ceil_mode = ceil_mode;
-
+  const ConvReluPoolShape shape =
+      make_shape(input.shape(0), input.shape(1), input.shape(2), input.shape(3), weight.shape(0), weight.shape(2),
+                 weight.shape(3), stride, padding, pool_kernel, pool_stride, ceil_mode);
   if (weight.shape(1) != shape.in_channels) {
     throw py::value_error("weight expects " + std::to_string(weight.shape(1)) + " input channels (shape " +
                           shape_text(weight) + ") but input has " + std::to_string(shape.in_channels) +
@@ -120,7 +141,7 @@ void conv_relu_pool_forward(const py::object& input_object, const py::object& we
     throw py::value_error("output must not share memory with input, weight or bias.");
   }
 
-  const ConvReluPoolKernel& kernel = find_kernel(kernel_name);
+  const ConvReluPoolKernel& kernel = find_kernel(kernel_name, shape, sizes);
   ConvReluPoolTensors tensors;
   tensors.input = static_cast<const float*>(input.data());
   tensors.weight = static_cast<const float*>(weight.data());
@@ -152,13 +173,23 @@ Args:
     stride, padding, pool_kernel, pool_stride: (height, width) pairs.
     ceil_mode: round the pooled size up, as torch.nn.functional.max_pool2d does.
     num_threads: threads to use, the caller included (at least 1).
-    kernel: a name from supported_kernels(); empty selects the fastest.
+    kernel: a name from supported_kernels(); empty selects the first one
+        in that list that supports the shape and is expected to be fastest.
 
 Raises:
     TypeError: if an array is not a float32 numpy.ndarray.
     ValueError: if a shape, size or argument is invalid.
 )doc");
 
+  module.def("select_kernel", &fcnnzoo::select_kernel, py::arg("input_shape"), py::arg("weight_shape"),
+             py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("pool_kernel"), py::arg("pool_stride"),
+             py::arg("ceil_mode"),
+             R"doc(Return the name of the kernel conv_relu_pool_forward picks by default for these shapes.
+
+Raises:
+    ValueError: if a shape or argument is invalid.
+)doc");
+
   module.def("supported_kernels", &fcnnzoo::supported_kernel_names,
-             "Return the kernel names this CPU can run, the default (fastest) first.");
+             "Return the kernel names this CPU can run, in the order the default choice tries them.");
 }

@@ -1,7 +1,7 @@
 // The body of the direct kernel: templates over the number of output
 // channels per vector (kLanes) and the maximum tile width (kMaxTile).
 //
-// Each conv_relu_pool_direct_<isa>.cpp includes this file and is compiled
+// Each conv_relu_pool_isa_<isa>.cpp includes this file and is compiled
 // with its own instruction-set flags, so the same source becomes AVX-512,
 // AVX2 or portable code. Everything here sits in an anonymous namespace and
 // uses no standard-library templates: a function with vague linkage compiled
@@ -32,7 +32,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "conv_relu_pool_direct.h"
+#include "conv_relu_pool_plan.h"
 
 #if !defined(__GNUC__)
 #error "the direct kernel needs the GCC or Clang vector extensions"
@@ -159,7 +159,18 @@ FCNNZOO_INLINE void transpose(typename VectorOf<kLanes>::Type* rows) {
   }
 }
 
+// An image the convolution reads: element (channel, y, x) is at
+// data[channel * channel_stride + y * row_stride + x * column_stride].
+struct SourceView {
+  const float* data;
+  int64_t channel_stride;
+  int64_t row_stride;
+  int64_t column_stride;
+};
+
 // Arguments of the innermost loop nest, for one channel block and one row.
+// output_column_stride is the distance between the first inputs of two
+// neighbouring outputs of a row: stride_width * column_stride.
 struct TileContext {
   const float* weights;
   int64_t in_channels;
@@ -167,7 +178,8 @@ struct TileContext {
   int64_t kernel_width;
   int64_t channel_stride;
   int64_t row_stride;
-  int64_t stride_width;
+  int64_t column_stride;
+  int64_t output_column_stride;
   int64_t merge_row_stride;
 };
 
@@ -178,6 +190,7 @@ struct TileContext {
 // window that starts at this row, so it is written instead of merged.
 // kExactNan selects a merge that keeps NaN; the fast merge drops a NaN value
 // but adds every output to nan_probe, so the caller can detect that case.
+// kUnitStride requires column_stride == output_column_stride == 1.
 template <int kLanes, int kWidth, bool kUnitStride, bool kExactNan>
 FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename VectorOf<kLanes>::Type& bias,
                                   const float* __restrict__ input, float* __restrict__ row_max, int64_t merge_rows,
@@ -196,10 +209,10 @@ FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename Vec
     for (int64_t kh = 0; kh < context.kernel_height; ++kh, row_input += context.row_stride) {
       for (int64_t kw = 0; kw < context.kernel_width; ++kw, weights += kLanes) {
         const Vector weight = load_vector<Vector>(weights);
-        const float* tap = row_input + kw;
+        const float* tap = row_input + (kUnitStride ? kw : kw * context.column_stride);
 #pragma GCC unroll 16
         for (int t = 0; t < kWidth; ++t) {
-          sums[t] += weight * tap[kUnitStride ? t : t * context.stride_width];
+          sums[t] += weight * tap[kUnitStride ? t : t * context.output_column_stride];
         }
       }
     }
@@ -258,7 +271,7 @@ FCNNZOO_INLINE void convolve_tile_of_width(int64_t width, const TileContext& con
 // Returns false when the fast merge may have dropped a NaN, in which case
 // the buffers must be recomputed with kExactNan.
 template <int kLanes, int kMaxTile, bool kExactNan>
-FCNNZOO_INLINE bool convolve_rows(const DirectPlan& plan, const float* source, int64_t block, int64_t first_row,
+FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& source, int64_t block, int64_t first_row,
                                   int64_t last_row, float* row_max) {
   using Vector = typename VectorOf<kLanes>::Type;
   const ConvReluPoolShape& shape = plan.shape;
@@ -266,14 +279,17 @@ FCNNZOO_INLINE bool convolve_rows(const DirectPlan& plan, const float* source, i
   const int64_t used_width = sizes.used_conv_width;
   const int64_t merge_row_stride = used_width * kLanes;
   const int64_t weights_per_block = shape.in_channels * shape.kernel_height * shape.kernel_width * kLanes;
+  const int64_t output_column_stride = shape.stride_width * source.column_stride;
+  const bool unit_stride = output_column_stride == 1;
 
   const TileContext context{plan.packed_weight + block * weights_per_block,
                             shape.in_channels,
                             shape.kernel_height,
                             shape.kernel_width,
-                            plan.source_height * plan.source_width,
-                            plan.source_width,
-                            shape.stride_width,
+                            source.channel_stride,
+                            source.row_stride,
+                            source.column_stride,
+                            output_column_stride,
                             merge_row_stride};
   const Vector bias = load_vector<Vector>(plan.packed_bias + block * kLanes);
   Vector nan_probe = {};
@@ -296,13 +312,13 @@ FCNNZOO_INLINE bool convolve_rows(const DirectPlan& plan, const float* source, i
     }
     const int64_t merge_rows = highest - lowest + 1;
     const bool last_row_starts = highest * shape.pool_stride_height == conv_row;
-    const float* row_input = source + conv_row * shape.stride_height * plan.source_width;
+    const float* row_input = source.data + conv_row * shape.stride_height * source.row_stride;
     float* row_target = row_max + (lowest - first_row) * merge_row_stride;
 
     if (kExactNan) {
       for (int64_t column = 0; column < used_width; ++column) {
-        convolve_tile<kLanes, 1, true, true>(context, bias, row_input + column * shape.stride_width,
-                                             row_target + column * kLanes, merge_rows, last_row_starts, nan_probe);
+        convolve_tile<kLanes, 1, false, true>(context, bias, row_input + column * output_column_stride,
+                                              row_target + column * kLanes, merge_rows, last_row_starts, nan_probe);
       }
       continue;
     }
@@ -310,9 +326,9 @@ FCNNZOO_INLINE bool convolve_rows(const DirectPlan& plan, const float* source, i
     for (int64_t tile = 0; tile < plan.tile_count; ++tile) {
       const int64_t column_begin = tile * used_width / plan.tile_count;
       const int64_t column_end = (tile + 1) * used_width / plan.tile_count;
-      const float* tile_input = row_input + column_begin * shape.stride_width;
+      const float* tile_input = row_input + column_begin * output_column_stride;
       float* tile_target = row_target + column_begin * kLanes;
-      if (shape.stride_width == 1) {
+      if (unit_stride) {
         convolve_tile_of_width<kLanes, kMaxTile, true>(column_end - column_begin, context, bias, tile_input,
                                                        tile_target, merge_rows, last_row_starts, nan_probe);
       } else {
@@ -336,7 +352,7 @@ FCNNZOO_INLINE bool convolve_rows(const DirectPlan& plan, const float* source, i
 // horizontally into pooled, one vector of kLanes channels per output
 // position, positions numbered row by row.
 template <int kLanes>
-FCNNZOO_INLINE void pool_rows(const DirectPlan& plan, int64_t first_row, int64_t last_row, const float* row_max,
+FCNNZOO_INLINE void pool_rows(const KernelPlan& plan, int64_t first_row, int64_t last_row, const float* row_max,
                               float* pooled) {
   using Vector = typename VectorOf<kLanes>::Type;
   const ConvReluPoolShape& shape = plan.shape;
@@ -366,7 +382,7 @@ FCNNZOO_INLINE void pool_rows(const DirectPlan& plan, int64_t first_row, int64_t
 // some values twice. pooled must have room for a multiple of kLanes
 // positions; the surplus ones are read but never stored.
 template <int kLanes>
-FCNNZOO_INLINE void store_pooled(const DirectPlan& plan, int64_t image, int64_t block, int64_t first_row,
+FCNNZOO_INLINE void store_pooled(const KernelPlan& plan, int64_t image, int64_t block, int64_t first_row,
                                  int64_t last_row, const float* pooled) {
   using Vector = typename VectorOf<kLanes>::Type;
   const ConvReluPoolShape& shape = plan.shape;
@@ -402,15 +418,16 @@ FCNNZOO_INLINE void store_pooled(const DirectPlan& plan, int64_t image, int64_t 
 
 // Returns the image the convolution reads, copying it with zero padding into
 // the worker's scratch memory unless that copy already holds it.
-FCNNZOO_INLINE const float* prepare_source(const DirectPlan& plan, int64_t image, float* image_scratch,
-                                           int64_t& cached_image) {
+FCNNZOO_INLINE SourceView prepare_source(const KernelPlan& plan, int64_t image, float* image_scratch,
+                                         int64_t& cached_image) {
   const ConvReluPoolShape& shape = plan.shape;
   const float* input = plan.input + image * shape.in_channels * shape.in_height * shape.in_width;
   if (!plan.copies_padded_image) {
-    return input;
+    return SourceView{input, shape.in_height * shape.in_width, shape.in_width, 1};
   }
+  const SourceView copy{image_scratch, plan.source_height * plan.source_width, plan.source_width, 1};
   if (cached_image == image) {
-    return image_scratch;
+    return copy;
   }
 
   const int64_t width = plan.source_width;
@@ -431,16 +448,33 @@ FCNNZOO_INLINE const float* prepare_source(const DirectPlan& plan, int64_t image
     }
   }
   cached_image = image;
-  return image_scratch;
+  return copy;
 }
 
-// The task loop, instantiated by each conv_relu_pool_direct_<isa>.cpp.
+// Returns the start of each scratch region of a worker, in KernelPlan order.
+struct WorkerScratch {
+  float* image;
+  float* transform;
+  float* product;
+  float* row_max;
+  float* pooled;
+};
+
+FCNNZOO_INLINE WorkerScratch worker_scratch(const KernelPlan& plan, int worker) {
+  WorkerScratch regions;
+  regions.image = plan.scratch + worker * plan.scratch_stride;
+  regions.transform = regions.image + plan.image_scratch_floats;
+  regions.product = regions.transform + plan.transform_scratch_floats;
+  regions.row_max = regions.product + plan.product_scratch_floats;
+  regions.pooled = regions.row_max + plan.row_scratch_floats;
+  return regions;
+}
+
+// The task loop of the direct kernel, instantiated by each
+// conv_relu_pool_isa_<isa>.cpp.
 template <int kLanes, int kMaxTile>
-FCNNZOO_INLINE void run_direct_tasks(const DirectPlan& plan, int64_t begin, int64_t end, int worker) {
-  float* scratch = plan.scratch + worker * plan.scratch_stride;
-  float* image_scratch = scratch;
-  float* row_max = scratch + plan.image_scratch_floats;
-  float* pooled = row_max + plan.row_scratch_floats;
+FCNNZOO_INLINE void run_direct_tasks(const KernelPlan& plan, int64_t begin, int64_t end, int worker) {
+  const WorkerScratch scratch = worker_scratch(plan, worker);
   const int64_t pooled_height = plan.sizes.pooled_height;
 
   for (int64_t task = begin; task < end; ++task) {
@@ -450,12 +484,12 @@ FCNNZOO_INLINE void run_direct_tasks(const DirectPlan& plan, int64_t begin, int6
     const int64_t first_row = row_group * plan.rows_per_task;
     const int64_t last_row = min_of(first_row + plan.rows_per_task, pooled_height);
 
-    const float* source = prepare_source(plan, image, image_scratch, plan.cached_image[worker]);
-    if (!convolve_rows<kLanes, kMaxTile, false>(plan, source, block, first_row, last_row, row_max)) {
-      convolve_rows<kLanes, kMaxTile, true>(plan, source, block, first_row, last_row, row_max);
+    const SourceView source = prepare_source(plan, image, scratch.image, plan.cached_image[worker]);
+    if (!convolve_rows<kLanes, kMaxTile, false>(plan, source, block, first_row, last_row, scratch.row_max)) {
+      convolve_rows<kLanes, kMaxTile, true>(plan, source, block, first_row, last_row, scratch.row_max);
     }
-    pool_rows<kLanes>(plan, first_row, last_row, row_max, pooled);
-    store_pooled<kLanes>(plan, image, block, first_row, last_row, pooled);
+    pool_rows<kLanes>(plan, first_row, last_row, scratch.row_max, scratch.pooled);
+    store_pooled<kLanes>(plan, image, block, first_row, last_row, scratch.pooled);
   }
 }
 

@@ -1,4 +1,4 @@
-// The one place that chooses a kernel variant for the running CPU.
+// The one place that chooses a kernel variant for the running CPU and shape.
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -9,26 +9,32 @@
 namespace fcnnzoo {
 namespace {
 
-// Fastest first; the first supported entry is the default.
+constexpr const char* kWinogradLimits =
+    "3x3 kernels with stride 1 and a 2x2 max pool with stride 2 whose windows fit the convolution output";
+
+// In the order the default choice tries them: for each instruction set,
+// widest first, Winograd before direct.
 const ConvReluPoolKernel kKernels[] = {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-    {"direct_ocb16_avx512", cpu_supports_avx512f, conv_relu_pool_direct_ocb16_avx512},
-    {"direct_ocb8_avx2", cpu_supports_avx2_fma, conv_relu_pool_direct_ocb8_avx2},
+    {"winograd_ocb16_avx512", cpu_supports_avx512f, winograd_supports, winograd_preferred, kWinogradLimits,
+     conv_relu_pool_winograd_ocb16_avx512},
+    {"direct_ocb16_avx512", cpu_supports_avx512f, nullptr, nullptr, "", conv_relu_pool_direct_ocb16_avx512},
+    {"winograd_ocb8_avx2", cpu_supports_avx2_fma, winograd_supports, winograd_preferred, kWinogradLimits,
+     conv_relu_pool_winograd_ocb8_avx2},
+    {"direct_ocb8_avx2", cpu_supports_avx2_fma, nullptr, nullptr, "", conv_relu_pool_direct_ocb8_avx2},
 #endif
-    {"direct_ocb4_generic", cpu_supports_baseline, conv_relu_pool_direct_ocb4_generic},
-    {"reference", cpu_supports_baseline, conv_relu_pool_reference},
+    {"winograd_ocb4_generic", cpu_supports_baseline, winograd_supports, winograd_preferred, kWinogradLimits,
+     conv_relu_pool_winograd_ocb4_generic},
+    {"direct_ocb4_generic", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_direct_ocb4_generic},
+    {"reference", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_reference},
 };
 
-const ConvReluPoolKernel& default_kernel() {
-  static const ConvReluPoolKernel* const chosen = [] {
-    for (const ConvReluPoolKernel& kernel : kKernels) {
-      if (kernel.is_supported()) {
-        return &kernel;
-      }
-    }
-    return &kKernels[0];
-  }();
-  return *chosen;
+bool supports(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes) {
+  return kernel.supports == nullptr || kernel.supports(shape, sizes);
+}
+
+bool prefers(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes) {
+  return kernel.preferred == nullptr || kernel.preferred(shape, sizes);
 }
 
 }  // namespace
@@ -43,19 +49,32 @@ std::vector<std::string> supported_kernel_names() {
   return names;
 }
 
-const ConvReluPoolKernel& find_kernel(const std::string& name) {
+const ConvReluPoolKernel& find_kernel(const std::string& name, const ConvReluPoolShape& shape,
+                                      const ConvReluPoolSizes& sizes) {
   if (name.empty()) {
-    return default_kernel();
-  }
-  for (const ConvReluPoolKernel& kernel : kKernels) {
-    if (name == kernel.name) {
-      if (!kernel.is_supported()) {
-        throw std::invalid_argument("kernel '" + name + "' needs instructions this CPU lacks; use one of the names " +
-                                    "that supported_kernels() returns.");
+    for (const ConvReluPoolKernel& kernel : kKernels) {
+      if (kernel.is_supported() && supports(kernel, shape, sizes) && prefers(kernel, shape, sizes)) {
+        return kernel;
       }
-      return kernel;
     }
+    throw std::logic_error("no kernel variant accepts this shape, although the reference accepts every shape.");
   }
+
+  for (const ConvReluPoolKernel& kernel : kKernels) {
+    if (name != kernel.name) {
+      continue;
+    }
+    if (!kernel.is_supported()) {
+      throw std::invalid_argument("kernel '" + name + "' needs instructions this CPU lacks; use one of the names " +
+                                  "that supported_kernels() returns.");
+    }
+    if (!supports(kernel, shape, sizes)) {
+      throw std::invalid_argument("kernel '" + name + "' does not support this shape; it needs " +
+                                  kernel.shape_limits + ".");
+    }
+    return kernel;
+  }
+
   std::string known;
   for (const ConvReluPoolKernel& kernel : kKernels) {
     known += known.empty() ? "" : ", ";

@@ -12,6 +12,7 @@ namespace fcnnzoo {
 
 using ConvReluPoolForward = void (*)(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                      const ConvReluPoolTensors& tensors, int thread_count);
+using ConvReluPoolShapeTest = bool (*)(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
 
 struct ConvReluPoolKernel {
   // Names say the algorithm, the output-channel block and the instruction
@@ -19,6 +20,13 @@ struct ConvReluPoolKernel {
   const char* name;
   // Whether the CPU running this process can execute the variant.
   bool (*is_supported)();
+  // Whether the variant can compute a shape; null for every shape.
+  ConvReluPoolShapeTest supports;
+  // Whether the default choice should take the variant for a shape it
+  // supports; null for every such shape.
+  ConvReluPoolShapeTest preferred;
+  // Short description of the shapes the variant supports, for error messages.
+  const char* shape_limits;
   ConvReluPoolForward forward;
 };
 
@@ -34,12 +42,27 @@ void conv_relu_pool_direct_ocb8_avx2(const ConvReluPoolShape& shape, const ConvR
 void conv_relu_pool_direct_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                         const ConvReluPoolTensors& tensors, int thread_count);
 
-// Names of the variants this CPU supports, the default (fastest) first.
+// Winograd F(2x2, 3x3) for 3x3 kernels with stride 1 followed by a 2x2 max
+// pool with stride 2 whose windows all lie inside the convolution output.
+bool winograd_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
+// True where the Winograd kernel is expected to beat the direct one.
+bool winograd_preferred(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
+void conv_relu_pool_winograd_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                          const ConvReluPoolTensors& tensors, int thread_count);
+void conv_relu_pool_winograd_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                       const ConvReluPoolTensors& tensors, int thread_count);
+void conv_relu_pool_winograd_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                          const ConvReluPoolTensors& tensors, int thread_count);
+
+// Names of the variants this CPU supports, in the order the default choice
+// tries them.
 std::vector<std::string> supported_kernel_names();
 
-// The variant called name, or the default one when name is empty.
-// Throws std::invalid_argument if the name is unknown or this CPU lacks the
-// instructions it needs.
-const ConvReluPoolKernel& find_kernel(const std::string& name);
+// The variant called name, or, when name is empty, the first variant in
+// table order that this CPU supports and that supports and prefers the shape.
+// Throws std::invalid_argument if the name is unknown, this CPU lacks the
+// instructions it needs or it does not support the shape.
+const ConvReluPoolKernel& find_kernel(const std::string& name, const ConvReluPoolShape& shape,
+                                      const ConvReluPoolSizes& sizes);
 
 }  // namespace fcnnzoo

@@ -312,7 +312,17 @@ def conv_relu_pool(
     output = torch.empty((x.shape[0], weight.shape[0], *pooled_hw), dtype=torch.float32)
     if x.shape[0] == 0:
         return output
-    logger.debug("conv_relu_pool: fused kernel for %s", tuple(x.shape))
+    if logger.isEnabledFor(logging.DEBUG):
+        kernel = _C.select_kernel(
+            tuple(x.shape),
+            tuple(weight.shape),
+            stride=stride_hw,
+            padding=padding_hw,
+            pool_kernel=pool_kernel_hw,
+            pool_stride=pool_stride_hw,
+            ceil_mode=bool(ceil_mode),
+        )
+        logger.debug("conv_relu_pool: fused kernel %s for %s", kernel, tuple(x.shape))
     _C.conv_relu_pool_forward(
         _as_array(x),
         _as_array(weight),

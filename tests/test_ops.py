@@ -98,6 +98,55 @@ def test_sweep_matches_composite(
     torch.testing.assert_close(result, expected, rtol=RTOL, atol=ATOL)
 
 
+def _as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else value
+
+
+def run_kernel(
+    kernel: str,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    output_shape: torch.Size,
+    num_threads: int = 2,
+    **arguments: Any,
+) -> torch.Tensor:
+    """Run one named kernel variant through the binding and return its output."""
+    pool_kernel = arguments.get("pool_kernel", 2)
+    pool_stride = arguments.get("pool_stride") or pool_kernel
+    output = torch.full(output_shape, float("nan"))
+    _C.conv_relu_pool_forward(
+        x.numpy(),
+        weight.numpy(),
+        None if bias is None else bias.numpy(),
+        output.numpy(),
+        stride=_as_pair(arguments.get("stride", 1)),
+        padding=_as_pair(arguments.get("padding", 0)),
+        pool_kernel=_as_pair(pool_kernel),
+        pool_stride=_as_pair(pool_stride),
+        ceil_mode=arguments.get("ceil_mode", False),
+        num_threads=num_threads,
+        kernel=kernel,
+    )
+    return output
+
+
+def winograd_fits(kernel_size: tuple[int, int], conv_size: tuple[int, int], arguments: dict[str, Any]) -> bool:
+    """Return whether the Winograd kernels support a call: 3x3 stride 1, 2x2 pool stride 2 inside the output."""
+    pool_kernel = _as_pair(arguments.get("pool_kernel", 2))
+    pool_stride = _as_pair(arguments.get("pool_stride") or pool_kernel)
+    pooled = conv_relu_pool_output_size(conv_size, 1, pool_kernel=pool_kernel, pool_stride=pool_stride,
+                                        ceil_mode=arguments.get("ceil_mode", False))
+    return (
+        tuple(kernel_size) == (3, 3)
+        and _as_pair(arguments.get("stride", 1)) == (1, 1)
+        and pool_kernel == (2, 2)
+        and pool_stride == (2, 2)
+        and 2 * pooled[0] <= conv_size[0]
+        and 2 * pooled[1] <= conv_size[1]
+    )
+
+
 @pytest.mark.parametrize("kernel", _C.supported_kernels())
 @pytest.mark.parametrize(("batch", "in_channels", "out_channels", "size", "kernel_size", "arguments"), SWEEP)
 def test_every_kernel_variant_matches(
@@ -110,30 +159,81 @@ def test_every_kernel_variant_matches(
     arguments: dict[str, Any],
 ) -> None:
     x, weight, bias = random_problem(batch, in_channels, out_channels, size, kernel_size, seed=1)
+    y = F.conv2d(x, weight, bias, arguments.get("stride", 1), arguments.get("padding", 0))
     expected = composite(x, weight, bias, **arguments)
-    pool_kernel = arguments.get("pool_kernel", 2)
-    pool_stride = arguments.get("pool_stride", pool_kernel)
 
-    output = torch.full_like(expected, float("nan"))
-    _C.conv_relu_pool_forward(
-        x.numpy(),
-        weight.numpy(),
-        bias.numpy(),
-        output.numpy(),
-        stride=_as_pair(arguments.get("stride", 1)),
-        padding=_as_pair(arguments.get("padding", 0)),
-        pool_kernel=_as_pair(pool_kernel),
-        pool_stride=_as_pair(pool_stride),
-        ceil_mode=arguments.get("ceil_mode", False),
-        num_threads=2,
-        kernel=kernel,
-    )
+    if kernel.startswith("winograd") and not winograd_fits(kernel_size, tuple(y.shape[2:]), arguments):
+        with pytest.raises(ValueError, match=r"does not support this shape; it needs 3x3 kernels with stride 1"):
+            run_kernel(kernel, x, weight, bias, expected.shape, **arguments)
+        return
 
+    output = run_kernel(kernel, x, weight, bias, expected.shape, **arguments)
     torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL)
 
 
-def _as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else value
+WINOGRAD_KERNELS = [name for name in _C.supported_kernels() if name.startswith("winograd")]
+
+# (batch, in_channels, out_channels, (H, W), arguments); all fit the Winograd kernels.
+WINOGRAD_SWEEP = [
+    pytest.param(2, 32, 64, (13, 13), {}, id="layer2-shape"),
+    pytest.param(1, 1, 32, (28, 28), {}, id="layer1-shape"),
+    pytest.param(3, 3, 5, (9, 12), {"padding": 1}, id="odd-channels-padding"),
+    pytest.param(2, 13, 17, (11, 8), {"padding": (2, 0)}, id="13-to-17-rect-padding"),
+    pytest.param(1, 40, 33, (10, 10), {"ceil_mode": True}, id="ceil-even-output"),
+    pytest.param(2, 17, 7, (5, 5), {"padding": 3}, id="padding-3-small-image"),
+    pytest.param(1, 8, 16, (4, 4), {}, id="one-tile"),
+    pytest.param(4, 9, 24, (30, 7), {}, id="tall-image"),
+]
+
+
+@pytest.mark.parametrize("kernel", WINOGRAD_KERNELS)
+@pytest.mark.parametrize(("batch", "in_channels", "out_channels", "size", "arguments"), WINOGRAD_SWEEP)
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+def test_winograd_matches_composite(
+    kernel: str,
+    batch: int,
+    in_channels: int,
+    out_channels: int,
+    size: tuple[int, int],
+    arguments: dict[str, Any],
+    with_bias: bool,
+) -> None:
+    x, weight, bias = random_problem(batch, in_channels, out_channels, size, (3, 3), seed=2)
+    bias = bias if with_bias else None
+    expected = composite(x, weight, bias, **arguments)
+
+    for num_threads in (1, 2):
+        output = run_kernel(kernel, x, weight, bias, expected.shape, num_threads=num_threads, **arguments)
+        torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("kernel", WINOGRAD_KERNELS)
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 3e38], ids=["inf", "-inf", "nan", "huge"])
+def test_winograd_non_finite_matches_composite(kernel: str, value: float) -> None:
+    x, weight, bias = random_problem(2, 12, 20, (10, 10), (3, 3), seed=3)
+    x[0, 4, 3, 6] = value
+    x[1, 0, 9, 9] = value
+    expected = composite(x, weight, bias, padding=1)
+
+    output = run_kernel(kernel, x, weight, bias, expected.shape, padding=1)
+
+    assert torch.equal(output.isnan(), expected.isnan())
+    assert torch.equal(output.isinf(), expected.isinf())
+    torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL, equal_nan=True)
+
+
+def test_default_kernel_choice() -> None:
+    arguments = {"stride": (1, 1), "padding": (0, 0), "pool_kernel": (2, 2), "pool_stride": (2, 2), "ceil_mode": False}
+    fastest_isa = _C.supported_kernels()[0].rsplit("_", 1)[1]
+
+    assert _C.select_kernel((64, 1, 28, 28), (32, 1, 3, 3), **arguments).startswith("direct_")
+    assert _C.select_kernel((64, 32, 13, 13), (64, 32, 3, 3), **arguments) == _C.supported_kernels()[0]
+    assert _C.select_kernel((64, 32, 13, 13), (64, 32, 5, 5), **arguments).endswith(fastest_isa)
+    assert _C.select_kernel((1, 32, 13, 13), (64, 32, 3, 3), **{**arguments, "stride": (2, 2)}).startswith("direct_")
+    with pytest.raises(ValueError, match=r"weight_shape expects 2 input channels but input_shape has 3"):
+        _C.select_kernel((1, 3, 8, 8), (4, 2, 3, 3), **arguments)
+    with pytest.raises(ValueError, match=r"stride_height must be between 1"):
+        _C.select_kernel((1, 3, 8, 8), (4, 3, 3, 3), **{**arguments, "stride": (0, 1)})
 
 
 def test_thread_count_does_not_change_result() -> None:
@@ -499,6 +599,7 @@ def test_binding_rejects_output_sharing_input() -> None:
 def test_binding_lists_kernels() -> None:
     kernels = _C.supported_kernels()
     assert "direct_ocb4_generic" in kernels
+    assert "winograd_ocb4_generic" in kernels
     assert "reference" in kernels
     assert kernels[-1] == "reference"
 
@@ -553,3 +654,33 @@ def test_random_problems_match_composite(
 
     assert result.shape == expected.shape
     torch.testing.assert_close(result, expected, rtol=RTOL, atol=ATOL)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kernel=st.sampled_from(WINOGRAD_KERNELS),
+    batch=st.integers(1, 3),
+    in_channels=st.integers(1, 40),
+    out_channels=st.integers(1, 40),
+    height=st.integers(2, 16),
+    width=st.integers(2, 16),
+    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    seed=st.integers(0, 2**16),
+)
+def test_random_winograd_problems_match(
+    kernel: str,
+    batch: int,
+    in_channels: int,
+    out_channels: int,
+    height: int,
+    width: int,
+    padding: tuple[int, int],
+    seed: int,
+) -> None:
+    assume(height + 2 * padding[0] >= 4 and width + 2 * padding[1] >= 4)
+    x, weight, bias = random_problem(batch, in_channels, out_channels, (height, width), (3, 3), seed=seed)
+    expected = composite(x, weight, bias, padding=padding)
+
+    output = run_kernel(kernel, x, weight, bias, expected.shape, padding=padding)
+
+    torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL)

@@ -1,0 +1,307 @@
+// Driver of the fast kernels: packs the weights, plans the tasks and the
+// scratch memory of one call, and runs the task function of one instruction
+// set on the thread pool. The algorithms are described in
+// conv_relu_pool_direct_body.h and conv_relu_pool_winograd_body.h.
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <new>
+
+#include "conv_relu_pool_kernels.h"
+#include "conv_relu_pool_plan.h"
+#include "thread_pool.h"
+
+namespace fcnnzoo {
+namespace {
+
+// Below this many vector multiply-adds per thread, waking another thread
+// costs more than it saves (a condition-variable wake-up takes several
+// microseconds); an estimate, not tuned per machine.
+constexpr int64_t kMinVectorFmasPerThread = 16384;
+
+// Per-task buffers larger than this many floats (256 KiB) would crowd the
+// caches, so such tasks are split into more row groups.
+constexpr int64_t kMaxTaskBufferFloats = 65536;
+
+// Scratch regions start on 64-byte boundaries (16 floats).
+constexpr int64_t kScratchAlignmentFloats = 16;
+
+// Frequencies of a Winograd F(2x2, 3x3) transformed patch.
+constexpr int64_t kWinogradFrequencies = 16;
+
+int64_t ceil_divide(int64_t numerator, int64_t denominator) { return (numerator + denominator - 1) / denominator; }
+
+int64_t round_up(int64_t value, int64_t multiple) { return ceil_divide(value, multiple) * multiple; }
+
+// A 64-byte aligned float array, left uninitialized.
+class AlignedFloats {
+ public:
+  explicit AlignedFloats(int64_t count)
+      : data_(static_cast<float*>(::operator new(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(float),
+                                                 std::align_val_t(64)))) {}
+  ~AlignedFloats() { ::operator delete(data_, std::align_val_t(64)); }
+  AlignedFloats(const AlignedFloats&) = delete;
+  AlignedFloats& operator=(const AlignedFloats&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  float* data_;
+};
+
+// The memory a call owns while its tasks run.
+struct CallMemory {
+  std::unique_ptr<AlignedFloats> weights;
+  std::unique_ptr<AlignedFloats> scratch;
+  std::unique_ptr<int64_t[]> cache_keys;
+};
+
+// Packs weight (out_channels, in_channels * kh * kw) into
+// [block][in_channel * kh * kw][lane] and bias into [block][lane], with
+// zeros for the lanes past out_channels.
+void pack_weights(const ConvReluPoolShape& shape, const float* weight, const float* bias, int64_t lanes,
+                  int64_t block_count, float* packed_weight, float* packed_bias) {
+  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
+  for (int64_t block = 0; block < block_count; ++block) {
+    float* block_weight = packed_weight + block * taps * lanes;
+    for (int64_t lane = 0; lane < lanes; ++lane) {
+      const int64_t out_channel = block * lanes + lane;
+      if (out_channel >= shape.out_channels) {
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          block_weight[tap * lanes + lane] = 0.0f;
+        }
+        packed_bias[block * lanes + lane] = 0.0f;
+        continue;
+      }
+      const float* source = weight + out_channel * taps;
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        block_weight[tap * lanes + lane] = source[tap];
+      }
+      packed_bias[block * lanes + lane] = bias != nullptr ? bias[out_channel] : 0.0f;
+    }
+  }
+}
+
+// Writes U = G g G^T of every 3x3 kernel g into
+// [block][frequency][padded channel][lane], with zeros past in_channels and
+// past out_channels.
+void transform_weights(const ConvReluPoolShape& shape, const float* weight, int64_t lanes, int64_t block_count,
+                       int64_t padded_channels, float* transformed) {
+  std::fill(transformed, transformed + block_count * kWinogradFrequencies * padded_channels * lanes, 0.0f);
+  for (int64_t out_channel = 0; out_channel < shape.out_channels; ++out_channel) {
+    const int64_t block = out_channel / lanes;
+    const int64_t lane = out_channel % lanes;
+    for (int64_t channel = 0; channel < shape.in_channels; ++channel) {
+      const float* g = weight + (out_channel * shape.in_channels + channel) * 9;
+
+      // Rows: G g, four rows of three.
+      float rows[4][3];
+      for (int j = 0; j < 3; ++j) {
+        rows[0][j] = g[j];
+        rows[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        rows[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        rows[3][j] = g[6 + j];
+      }
+
+      // Columns: (G g) G^T.
+      for (int i = 0; i < 4; ++i) {
+        const float columns[4] = {rows[i][0], 0.5f * (rows[i][0] + rows[i][1] + rows[i][2]),
+                                  0.5f * (rows[i][0] - rows[i][1] + rows[i][2]), rows[i][2]};
+        for (int j = 0; j < 4; ++j) {
+          const int64_t frequency = 4 * i + j;
+          transformed[((block * kWinogradFrequencies + frequency) * padded_channels + channel) * lanes + lane] =
+              columns[j];
+        }
+      }
+    }
+  }
+}
+
+// Returns the threads worth waking for vector_fmas multiply-adds.
+int choose_thread_count(int thread_count, int64_t vector_fmas) {
+  const int64_t useful_threads = 1 + vector_fmas / kMinVectorFmasPerThread;
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>({thread_count, useful_threads, ThreadPool::kMaxThreads})));
+}
+
+// Sets rows_per_task and row_group_count: splits the pooled rows of each
+// (image, block) plane when there are too few planes to keep every thread
+// busy, or when a task's buffers, floats_per_row per pooled row, would
+// exceed kMaxTaskBufferFloats.
+void split_rows(KernelPlan& plan, int threads, int64_t floats_per_row) {
+  const int64_t pooled_height = plan.sizes.pooled_height;
+  const int64_t planes = plan.shape.batch * plan.block_count;
+  const int64_t wanted_tasks = 4 * static_cast<int64_t>(threads);
+  int64_t row_groups = threads > 1 && planes < wanted_tasks ? ceil_divide(wanted_tasks, planes) : 1;
+  row_groups = std::max(row_groups, ceil_divide(pooled_height * floats_per_row, kMaxTaskBufferFloats));
+  row_groups = std::min(row_groups, pooled_height);
+  plan.rows_per_task = ceil_divide(pooled_height, row_groups);
+  plan.row_group_count = ceil_divide(pooled_height, plan.rows_per_task);
+}
+
+// Allocates the scratch memory and cache slots of threads workers; the
+// region sizes in plan must be set.
+void allocate_scratch(KernelPlan& plan, int threads, int64_t lanes, CallMemory& memory) {
+  plan.image_scratch_floats = round_up(plan.image_scratch_floats, kScratchAlignmentFloats);
+  plan.transform_scratch_floats = round_up(plan.transform_scratch_floats, kScratchAlignmentFloats);
+  plan.product_scratch_floats = round_up(plan.product_scratch_floats, kScratchAlignmentFloats);
+  plan.row_scratch_floats =
+      round_up(plan.rows_per_task * plan.sizes.used_conv_width * lanes, kScratchAlignmentFloats);
+  // The pooled positions fill whole blocks of lanes for the transpose.
+  const int64_t pooled_floats = round_up(plan.rows_per_task * plan.sizes.pooled_width, lanes) * lanes;
+  plan.scratch_stride = plan.image_scratch_floats + plan.transform_scratch_floats + plan.product_scratch_floats +
+                        plan.row_scratch_floats + round_up(pooled_floats, kScratchAlignmentFloats);
+
+  memory.scratch = std::make_unique<AlignedFloats>(plan.scratch_stride * threads);
+  plan.scratch = memory.scratch->data();
+  memory.cache_keys = std::make_unique<int64_t[]>(2 * static_cast<size_t>(threads));
+  std::fill(memory.cache_keys.get(), memory.cache_keys.get() + 2 * threads, int64_t{-1});
+  plan.cached_image = memory.cache_keys.get();
+  plan.cached_transform = memory.cache_keys.get() + threads;
+}
+
+// Fills the fields every fast kernel needs and packs the direct weights.
+// Returns extra_weight_floats more floats of weight memory, which the caller
+// fills.
+float* plan_common(KernelPlan& plan, const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                 const ConvReluPoolTensors& tensors, int64_t lanes, int64_t extra_weight_floats,
+                 CallMemory& memory) {
+  plan.shape = shape;
+  plan.sizes = sizes;
+  plan.input = tensors.input;
+  plan.output = tensors.output;
+  plan.block_count = ceil_divide(shape.out_channels, lanes);
+
+  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
+  const int64_t packed_weight_floats = round_up(plan.block_count * taps * lanes, kScratchAlignmentFloats);
+  const int64_t packed_bias_floats = round_up(plan.block_count * lanes, kScratchAlignmentFloats);
+  memory.weights = std::make_unique<AlignedFloats>(packed_weight_floats + packed_bias_floats + extra_weight_floats);
+  float* weights = memory.weights->data();
+  pack_weights(shape, tensors.weight, tensors.bias, lanes, plan.block_count, weights, weights + packed_weight_floats);
+  plan.packed_weight = weights;
+  plan.packed_bias = weights + packed_weight_floats;
+  return weights + packed_weight_floats + packed_bias_floats;
+}
+
+void run_direct(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, const ConvReluPoolTensors& tensors,
+                int thread_count, VariantSize variant, TaskRangeFunction task_function) {
+  if (shape.batch == 0) {
+    return;
+  }
+  const int64_t lanes = variant.lanes;
+  KernelPlan plan;
+  CallMemory memory;
+  plan_common(plan, shape, sizes, tensors, lanes, 0, memory);
+  plan.tile_count = ceil_divide(sizes.used_conv_width, variant.max_tile);
+
+  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
+  const int64_t planes = shape.batch * plan.block_count;
+  const int threads = choose_thread_count(thread_count, planes * sizes.used_conv_height * sizes.used_conv_width * taps);
+  split_rows(plan, threads, sizes.used_conv_width * lanes);
+
+  plan.copies_padded_image = shape.padding_height > 0 || shape.padding_width > 0;
+  if (plan.copies_padded_image) {
+    plan.source_height = (sizes.used_conv_height - 1) * shape.stride_height + shape.kernel_height;
+    plan.source_width = (sizes.used_conv_width - 1) * shape.stride_width + shape.kernel_width;
+    plan.image_scratch_floats = shape.in_channels * plan.source_height * plan.source_width;
+  } else {
+    plan.source_height = shape.in_height;
+    plan.source_width = shape.in_width;
+  }
+  allocate_scratch(plan, threads, lanes, memory);
+
+  const int64_t task_count = planes * plan.row_group_count;
+  const int64_t chunk_size = std::max<int64_t>(1, task_count / (8 * static_cast<int64_t>(threads)));
+  ThreadPool::instance().run(threads, task_count, chunk_size, task_function, &plan);
+}
+
+void run_winograd(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, const ConvReluPoolTensors& tensors,
+                  int thread_count, VariantSize variant, TaskRangeFunction task_function) {
+  if (shape.batch == 0) {
+    return;
+  }
+  const int64_t lanes = variant.lanes;
+  const int64_t block_count = ceil_divide(shape.out_channels, lanes);
+  const int64_t padded_channels = round_up(shape.in_channels, lanes);
+  const int64_t winograd_floats = block_count * kWinogradFrequencies * padded_channels * lanes;
+
+  KernelPlan plan;
+  CallMemory memory;
+  float* winograd_weight = plan_common(plan, shape, sizes, tensors, lanes, winograd_floats, memory);
+  transform_weights(shape, tensors.weight, lanes, block_count, padded_channels, winograd_weight);
+  plan.winograd_weight = winograd_weight;
+  plan.padded_channels = padded_channels;
+
+  const int64_t planes = shape.batch * block_count;
+  const int64_t tiles = sizes.pooled_height * sizes.pooled_width;
+  const int threads = choose_thread_count(thread_count, planes * tiles * kWinogradFrequencies * padded_channels);
+  // The input transforms of a task are its largest buffer.
+  split_rows(plan, threads, sizes.pooled_width * kWinogradFrequencies * padded_channels);
+
+  // Each tile reads a 4x4 patch starting at even coordinates.
+  plan.copies_padded_image = true;
+  plan.source_height = sizes.used_conv_height + 2;
+  plan.source_width = sizes.used_conv_width + 2;
+  const int64_t tiles_per_task = plan.rows_per_task * sizes.pooled_width;
+  plan.image_scratch_floats = plan.source_height * plan.source_width * padded_channels;
+  plan.transform_scratch_floats = kWinogradFrequencies * tiles_per_task * padded_channels;
+  // The products region also stages the channels-last copy of each image row.
+  plan.product_scratch_floats =
+      std::max(tiles_per_task * kWinogradFrequencies * lanes, lanes * round_up(plan.source_width, lanes));
+  allocate_scratch(plan, threads, lanes, memory);
+
+  // Blocks vary fastest, so consecutive tasks share their input transforms.
+  const int64_t task_count = planes * plan.row_group_count;
+  const int64_t chunk_size = std::max<int64_t>(1, task_count / (8 * static_cast<int64_t>(threads)));
+  ThreadPool::instance().run(threads, task_count, chunk_size, task_function, &plan);
+}
+
+}  // namespace
+
+bool winograd_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes) {
+  return shape.kernel_height == 3 && shape.kernel_width == 3 && shape.stride_height == 1 && shape.stride_width == 1 &&
+         shape.pool_kernel_height == 2 && shape.pool_kernel_width == 2 && shape.pool_stride_height == 2 &&
+         shape.pool_stride_width == 2 && 2 * sizes.pooled_height <= sizes.conv_height &&
+         2 * sizes.pooled_width <= sizes.conv_width;
+}
+
+bool winograd_preferred(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes) {
+  // With few input channels the transforms cost more than the saved
+  // multiply-adds. On 28x28 images with 32 output channels (AVX-512, 2-core
+  // AMD EPYC) the crossover lay between 4 and 8 input channels; other CPUs
+  // and shapes may differ, so 8 is an estimate.
+  return winograd_supports(shape, sizes) && shape.in_channels >= 8;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+void conv_relu_pool_direct_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                        const ConvReluPoolTensors& tensors, int thread_count) {
+  run_direct(shape, sizes, tensors, thread_count, kAvx512Size, direct_tasks_ocb16_avx512);
+}
+
+void conv_relu_pool_direct_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                     const ConvReluPoolTensors& tensors, int thread_count) {
+  run_direct(shape, sizes, tensors, thread_count, kAvx2Size, direct_tasks_ocb8_avx2);
+}
+
+void conv_relu_pool_winograd_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                          const ConvReluPoolTensors& tensors, int thread_count) {
+  run_winograd(shape, sizes, tensors, thread_count, kAvx512Size, winograd_tasks_ocb16_avx512);
+}
+
+void conv_relu_pool_winograd_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                       const ConvReluPoolTensors& tensors, int thread_count) {
+  run_winograd(shape, sizes, tensors, thread_count, kAvx2Size, winograd_tasks_ocb8_avx2);
+}
+#endif
+
+void conv_relu_pool_direct_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                        const ConvReluPoolTensors& tensors, int thread_count) {
+  run_direct(shape, sizes, tensors, thread_count, kGenericSize, direct_tasks_ocb4_generic);
+}
+
+void conv_relu_pool_winograd_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                          const ConvReluPoolTensors& tensors, int thread_count) {
+  run_winograd(shape, sizes, tensors, thread_count, kGenericSize, winograd_tasks_ocb4_generic);
+}
+
+}  // namespace fcnnzoo

@@ -1,0 +1,89 @@
+// The per-call plan of the fast kernels, shared between their driver
+// (conv_relu_pool_driver.cpp) and their task functions, which are compiled
+// once per instruction set (conv_relu_pool_isa_<isa>.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "conv_relu_pool.h"
+
+namespace fcnnzoo {
+
+// Everything a task needs, fixed before the parallel phase. Tasks only write
+// to their worker's scratch memory and cache slots and to their own part of
+// the output.
+struct KernelPlan {
+  ConvReluPoolShape shape;
+  ConvReluPoolSizes sizes;
+  const float* input = nullptr;
+  float* output = nullptr;
+
+  // Weights as [block][in_channel][kh][kw][lane] and bias as [block][lane],
+  // with lanes output channels per block and zeros past out_channels.
+  const float* packed_weight = nullptr;
+  const float* packed_bias = nullptr;
+  int64_t block_count = 0;
+
+  // A task covers one image, one channel block and rows_per_task pooled rows
+  // (one row group). The direct kernel numbers tasks with the row group
+  // varying fastest, the Winograd kernel with the block varying fastest.
+  int64_t rows_per_task = 0;
+  int64_t row_group_count = 0;
+  // The direct kernel computes each convolution row in tile_count tiles of
+  // nearly equal width.
+  int64_t tile_count = 0;
+
+  // The image the convolution reads. The direct kernel reads the input
+  // itself when there is no padding and otherwise a zero-padded NCHW copy in
+  // the worker's scratch memory. The Winograd kernel always reads a
+  // zero-padded channels-last copy with padded_channels channels.
+  bool copies_padded_image = false;
+  int64_t source_height = 0;
+  int64_t source_width = 0;
+  int64_t padded_channels = 0;
+
+  // Winograd kernel only: the transformed weights U = G g G^T as
+  // [block][frequency][padded channel][lane], 16 frequencies.
+  const float* winograd_weight = nullptr;
+
+  // Per-worker scratch memory, scratch_stride floats each, split into the
+  // regions below in this order, each 64-byte aligned: the padded image, the
+  // Winograd input transforms, the Winograd products, the row maxima and the
+  // pooled positions of one task. Unused regions have size zero.
+  float* scratch = nullptr;
+  int64_t scratch_stride = 0;
+  int64_t image_scratch_floats = 0;
+  int64_t transform_scratch_floats = 0;
+  int64_t product_scratch_floats = 0;
+  int64_t row_scratch_floats = 0;
+
+  // Per worker: the image its padded copy holds, and the image * row_group_count
+  // + row group its Winograd input transforms hold; -1 when empty.
+  int64_t* cached_image = nullptr;
+  int64_t* cached_transform = nullptr;
+};
+
+// Output channels per block and maximum tile width of each instruction set.
+// A tile keeps max_tile accumulators plus one weight vector in registers.
+struct VariantSize {
+  int lanes;
+  int max_tile;
+};
+// 14 + 1 of the 32 zmm registers.
+constexpr VariantSize kAvx512Size{16, 14};
+// 12 + 1 of the 16 ymm registers.
+constexpr VariantSize kAvx2Size{8, 12};
+// 12 + 1 of the 16 SSE registers (32 on NEON).
+constexpr VariantSize kGenericSize{4, 12};
+
+// Task functions with the TaskRangeFunction signature; context is a
+// const KernelPlan*. The AVX2 and AVX-512 ones exist on x86 only and may be
+// called only when the CPU supports those instructions.
+void direct_tasks_ocb16_avx512(void* context, int64_t begin, int64_t end, int worker);
+void direct_tasks_ocb8_avx2(void* context, int64_t begin, int64_t end, int worker);
+void direct_tasks_ocb4_generic(void* context, int64_t begin, int64_t end, int worker);
+void winograd_tasks_ocb16_avx512(void* context, int64_t begin, int64_t end, int worker);
+void winograd_tasks_ocb8_avx2(void* context, int64_t begin, int64_t end, int worker);
+void winograd_tasks_ocb4_generic(void* context, int64_t begin, int64_t end, int worker);
+
+}  // namespace fcnnzoo
