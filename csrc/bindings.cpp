@@ -40,7 +40,7 @@ py::array require_float_array(const py::object& object, const char* name, py::ss
                          std::string(py::str(array.dtype())) + ".");
   }
   if (array.ndim() != ndim) {
-    throw py::value_error(std::string(name) + " must have " + std::to_string(ndim) + " dimensions, got shape " +
+    throw py::value_error(std::string(name) + " must be a " + std::to_string(ndim) + "-D array, got shape " +
                           shape_text(array) + ".");
   }
   if ((array.flags() & py::array::c_style) == 0) {

@@ -49,7 +49,7 @@ struct ConvReluPoolTensors {
 };
 
 // Size of a convolution output along one axis, as torch.nn.functional.conv2d
-// computes it; zero or negative when the kernel does not fit.
+// computes it, or zero when the kernel does not fit.
 int64_t conv_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t padding);
 
 // Size of a max_pool2d output (zero padding, dilation 1) along one axis, with
@@ -59,7 +59,7 @@ int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, bool cei
 
 // Checks every field of the shape and returns the derived sizes.
 // Throws std::invalid_argument naming the first invalid field and its value.
-// batch may be zero; every other size must be positive.
+// batch may be zero, and every other size must be positive.
 ConvReluPoolSizes validate_shape(const ConvReluPoolShape& shape);
 
 }  // namespace fcnnzoo

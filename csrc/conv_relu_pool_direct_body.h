@@ -1,31 +1,31 @@
 // The body of the direct kernel: templates over the number of output
 // channels per vector (kLanes) and the maximum tile width (kMaxTile).
 //
-// Each conv_relu_pool_isa_<isa>.cpp includes this file and is compiled
-// with its own instruction-set flags, so the same source becomes AVX-512,
-// AVX2 or portable code. Everything here sits in an anonymous namespace and
-// uses no standard-library templates: a function with vague linkage compiled
-// with AVX-512 could otherwise be merged by the linker into code that runs
-// on CPUs without it.
+// Each conv_relu_pool_isa_<isa>.cpp includes this file and is compiled with
+// its own instruction-set flags, so the same source becomes AVX-512, AVX2 or
+// portable code. Everything here sits in an anonymous namespace and calls no
+// standard-library function. An inline function with vague linkage compiled
+// with AVX-512 could otherwise be merged by the linker into code that runs on
+// CPUs without AVX-512.
 //
-// Scheme, per task (image, channel block, range of pooled rows): for every
-// convolution row that some pooling window of the range covers, the row is
-// split into tiles of at most kMaxTile outputs whose accumulators (kLanes
-// output channels per vector) stay in registers; each input value is
-// broadcast and multiplied by the weight vector of its (in_channel, kh, kw).
-// A finished tile is merged with max into a buffer holding one row per
-// pooled row, which performs the vertical pooling; the first row of each
-// window is stored as max(0, x) instead, which applies the ReLU, since
-// max(0, a, b) == max(relu(a), relu(b)). Horizontal pooling then collects
-// the pooled positions of the task, and a transpose in registers writes them
-// to the NCHW output. Convolution outputs that no pooling window covers are
-// never computed.
+// A task covers one image, one block of kLanes output channels and a range
+// of pooled rows. Each convolution row that a pooling window of the range
+// covers is split into tiles of at most kMaxTile outputs. A tile keeps its
+// accumulators in registers, one vector of kLanes output channels per
+// output, and adds each input value times the weight vector of its
+// (in_channel, kh, kw). The finished tile is merged with max into a buffer
+// with one row per pooled row, which performs the vertical pooling. The
+// first row of each window is stored as max(0, x) instead, which applies the
+// ReLU because max(0, a, b) == max(relu(a), relu(b)). Horizontal pooling
+// then collects the pooled values of the task, and a transpose in registers
+// writes them to the NCHW output. Convolution outputs that no pooling window
+// covers are never computed.
 //
 // NaN: the fast merge `a > b ? a : b` drops a NaN convolution output. To stay
 // exact without slowing every merge, the tiles also add all their outputs
-// into a probe vector; when the probe ends up NaN (a NaN output, or an
-// overflow that produced inf - inf) the task is recomputed with a merge that
-// keeps NaN.
+// into a probe vector. When the probe ends up NaN (a NaN output, or an
+// overflow that produced inf - inf), the task is recomputed with a merge
+// that keeps NaN.
 #pragma once
 
 #include <cstddef>
@@ -47,8 +47,8 @@ FCNNZOO_INLINE int64_t min_of(int64_t first, int64_t second) { return first < se
 
 FCNNZOO_INLINE int64_t max_of(int64_t first, int64_t second) { return first > second ? first : second; }
 
-// Type is kLanes floats; Mask is kLanes int32 lanes, all ones or all zeros,
-// as vector comparisons return them; Bits is kLanes uint32 lanes.
+// Vector types of kLanes lanes: Type holds floats, Mask the all-ones or
+// all-zeros int32 lanes that vector comparisons return, Bits uint32 lanes.
 template <int kLanes>
 struct VectorOf;
 template <>
@@ -83,9 +83,9 @@ FCNNZOO_INLINE void store_vector(float* target, const Vector& value) {
 }
 
 // Returns the lanes of first where take is set and of second elsewhere.
-// Written with bitwise operations, which compile to one blend; GCC 12 turned
+// Written with bitwise operations, which compile to a blend. GCC 12 turned
 // the equivalent vector ?: with a two-comparison condition into one branch
-// per lane in AVX-512 code.
+// per lane in an AVX-512 build.
 template <class Vector, class Mask>
 FCNNZOO_INLINE Vector select_lanes(const Mask& take, const Vector& first, const Vector& second) {
   return (Vector)((take & (Mask)first) | (~take & (Mask)second));
@@ -98,8 +98,8 @@ FCNNZOO_INLINE Vector nan_propagating_max(const Vector& value, const Vector& max
 }
 
 // Lane-wise maximum of vectors whose lanes are +0, positive or NaN, in which
-// NaN wins. Read as unsigned integers, such floats keep their order and
-// every NaN, whatever its sign bit, lies above +inf, so one unsigned integer
+// NaN wins. Read as unsigned integers, such floats keep their order, and
+// every NaN lies above +inf whatever its sign bit, so one unsigned integer
 // max is enough. It would be wrong for -0 and negative values.
 template <int kLanes>
 FCNNZOO_INLINE typename VectorOf<kLanes>::Type nonnegative_max(const typename VectorOf<kLanes>::Type& first,
@@ -111,7 +111,7 @@ FCNNZOO_INLINE typename VectorOf<kLanes>::Type nonnegative_max(const typename Ve
   return (Vector)(first_bits > second_bits ? first_bits : second_bits);
 }
 
-// Lane-wise maximum that may drop NaN; one instruction on x86.
+// Lane-wise maximum that may drop NaN, one instruction on x86.
 template <class Vector>
 FCNNZOO_INLINE Vector fast_max(const Vector& value, const Vector& maximum) {
   return value > maximum ? value : maximum;
@@ -301,7 +301,7 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
   const int64_t conv_end =
       min_of((last_row - 1) * shape.pool_stride_height + shape.pool_kernel_height, sizes.used_conv_height);
   for (int64_t conv_row = conv_begin; conv_row < conv_end; ++conv_row) {
-    // Pooled rows whose window [py * stride, py * stride + kernel) holds conv_row.
+    // Pooled rows whose window [py * stride, py * stride + kernel) contains conv_row.
     int64_t lowest = conv_row < shape.pool_kernel_height
                          ? 0
                          : (conv_row - shape.pool_kernel_height) / shape.pool_stride_height + 1;
@@ -349,8 +349,8 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
 }
 
 // Pools the row-max buffers of pooled rows [first_row, last_row)
-// horizontally into pooled, one vector of kLanes channels per output
-// position, positions numbered row by row.
+// horizontally into pooled: one vector of kLanes channels per output
+// position, with positions numbered row by row.
 template <int kLanes>
 FCNNZOO_INLINE void pool_rows(const KernelPlan& plan, int64_t first_row, int64_t last_row, const float* row_max,
                               float* pooled) {
@@ -376,11 +376,11 @@ FCNNZOO_INLINE void pool_rows(const KernelPlan& plan, int64_t first_row, int64_t
 
 // Writes the pooled positions of rows [first_row, last_row) of one channel
 // block to the NCHW output. Consecutive rows of one channel are contiguous
-// there, so the positions form one run per channel; kLanes x kLanes blocks
-// are transposed in registers and stored as vectors. When the run is not a
-// multiple of kLanes, the last block overlaps the one before it and stores
-// some values twice. pooled must have room for a multiple of kLanes
-// positions; the surplus ones are read but never stored.
+// there, so the positions of a channel form one run. Blocks of kLanes x
+// kLanes values are transposed in registers and stored as vectors. When the
+// run is not a multiple of kLanes, the last block overlaps the one before it
+// and stores some values twice. pooled must have room for a multiple of
+// kLanes positions, and the surplus ones are read but never stored.
 template <int kLanes>
 FCNNZOO_INLINE void store_pooled(const KernelPlan& plan, int64_t image, int64_t block, int64_t first_row,
                                  int64_t last_row, const float* pooled) {
@@ -416,8 +416,9 @@ FCNNZOO_INLINE void store_pooled(const KernelPlan& plan, int64_t image, int64_t 
   }
 }
 
-// Returns the image the convolution reads, copying it with zero padding into
-// the worker's scratch memory unless that copy already holds it.
+// Returns the image the convolution reads. With padding, the image is first
+// copied with zeros around it into the worker's scratch memory, unless that
+// copy already contains it.
 FCNNZOO_INLINE SourceView prepare_source(const KernelPlan& plan, int64_t image, float* image_scratch,
                                          int64_t& cached_image) {
   const ConvReluPoolShape& shape = plan.shape;
@@ -451,7 +452,7 @@ FCNNZOO_INLINE SourceView prepare_source(const KernelPlan& plan, int64_t image, 
   return copy;
 }
 
-// Returns the start of each scratch region of a worker, in KernelPlan order.
+// The start of each scratch region of a worker, in KernelPlan order.
 struct WorkerScratch {
   float* image;
   float* transform;
@@ -460,6 +461,7 @@ struct WorkerScratch {
   float* pooled;
 };
 
+// Returns the scratch regions of a worker.
 FCNNZOO_INLINE WorkerScratch worker_scratch(const KernelPlan& plan, int worker) {
   WorkerScratch regions;
   regions.image = plan.scratch + worker * plan.scratch_stride;

@@ -15,8 +15,8 @@ namespace fcnnzoo {
 namespace {
 
 // Below this many vector multiply-adds per thread, waking another thread
-// costs more than it saves (a condition-variable wake-up takes several
-// microseconds); an estimate, not tuned per machine.
+// costs more than it saves, because a condition-variable wake-up takes
+// several microseconds. An estimate, not tuned per machine.
 constexpr int64_t kMinVectorFmasPerThread = 16384;
 
 // Per-task buffers larger than this many floats (256 KiB) would crowd the
@@ -123,10 +123,10 @@ int choose_thread_count(int thread_count, int64_t vector_fmas) {
       std::max<int64_t>(1, std::min<int64_t>({thread_count, useful_threads, ThreadPool::kMaxThreads})));
 }
 
-// Sets rows_per_task and row_group_count: splits the pooled rows of each
-// (image, block) plane when there are too few planes to keep every thread
-// busy, or when a task's buffers, floats_per_row per pooled row, would
-// exceed kMaxTaskBufferFloats.
+// Sets rows_per_task and row_group_count. The pooled rows of each (image,
+// block) plane are split when there are too few planes to keep every thread
+// busy, or when a task's buffers would exceed kMaxTaskBufferFloats at
+// floats_per_row floats per pooled row.
 void split_rows(KernelPlan& plan, int threads, int64_t floats_per_row) {
   const int64_t pooled_height = plan.sizes.pooled_height;
   const int64_t planes = plan.shape.batch * plan.block_count;
@@ -138,8 +138,8 @@ void split_rows(KernelPlan& plan, int threads, int64_t floats_per_row) {
   plan.row_group_count = ceil_divide(pooled_height, plan.rows_per_task);
 }
 
-// Allocates the scratch memory and cache slots of threads workers; the
-// region sizes in plan must be set.
+// Allocates the scratch memory and cache slots of threads workers. The
+// caller sets the image, transform and product region sizes in plan first.
 void allocate_scratch(KernelPlan& plan, int threads, int64_t lanes, CallMemory& memory) {
   plan.image_scratch_floats = round_up(plan.image_scratch_floats, kScratchAlignmentFloats);
   plan.transform_scratch_floats = round_up(plan.transform_scratch_floats, kScratchAlignmentFloats);
@@ -267,7 +267,7 @@ bool winograd_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& 
 bool winograd_preferred(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes) {
   // With few input channels the transforms cost more than the saved
   // multiply-adds. On 28x28 images with 32 output channels (AVX-512, 2-core
-  // AMD EPYC) the crossover lay between 4 and 8 input channels; other CPUs
+  // AMD EPYC) the crossover lay between 4 and 8 input channels. Other CPUs
   // and shapes may differ, so 8 is an estimate.
   return winograd_supports(shape, sizes) && shape.in_channels >= 8;
 }

@@ -15,8 +15,8 @@ using ConvReluPoolForward = void (*)(const ConvReluPoolShape& shape, const ConvR
 using ConvReluPoolShapeTest = bool (*)(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
 
 struct ConvReluPoolKernel {
-  // Names say the algorithm, the output-channel block and the instruction
-  // set, for example "direct_ocb16_avx512".
+  // The name states the algorithm, the output-channel block and the
+  // instruction set, for example "direct_ocb16_avx512".
   const char* name;
   // Whether the CPU running this process can execute the variant.
   bool (*is_supported)();

@@ -33,10 +33,11 @@ struct KernelPlan {
   // nearly equal width.
   int64_t tile_count = 0;
 
-  // The image the convolution reads. The direct kernel reads the input
-  // itself when there is no padding and otherwise a zero-padded NCHW copy in
-  // the worker's scratch memory. The Winograd kernel always reads a
-  // zero-padded channels-last copy with padded_channels channels.
+  // The image the convolution reads, source_height x source_width. The
+  // direct kernel reads the input itself when there is no padding, and a
+  // zero-padded NCHW copy in the worker's scratch memory otherwise. The
+  // Winograd kernel always reads a zero-padded channels-last copy with
+  // padded_channels channels.
   bool copies_padded_image = false;
   int64_t source_height = 0;
   int64_t source_width = 0;
@@ -46,10 +47,10 @@ struct KernelPlan {
   // [block][frequency][padded channel][lane], 16 frequencies.
   const float* winograd_weight = nullptr;
 
-  // Per-worker scratch memory, scratch_stride floats each, split into the
-  // regions below in this order, each 64-byte aligned: the padded image, the
-  // Winograd input transforms, the Winograd products, the row maxima and the
-  // pooled positions of one task. Unused regions have size zero.
+  // Per-worker scratch memory of scratch_stride floats. It is split, in this
+  // order, into the padded image, the Winograd input transforms, the Winograd
+  // products, the row maxima and the pooled positions of one task. Each
+  // region is 64-byte aligned, and unused regions have size zero.
   float* scratch = nullptr;
   int64_t scratch_stride = 0;
   int64_t image_scratch_floats = 0;
@@ -57,8 +58,8 @@ struct KernelPlan {
   int64_t product_scratch_floats = 0;
   int64_t row_scratch_floats = 0;
 
-  // Per worker: the image its padded copy holds, and the image * row_group_count
-  // + row group its Winograd input transforms hold; -1 when empty.
+  // Per worker: the image in its padded copy, and the image * row_group_count
+  // + row group of its Winograd input transforms, or -1 when empty.
   int64_t* cached_image = nullptr;
   int64_t* cached_transform = nullptr;
 };

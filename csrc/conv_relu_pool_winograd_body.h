@@ -1,9 +1,10 @@
 // The body of the Winograd kernel: F(2x2, 3x3) convolution for 3x3 kernels
 // with stride 1, fused with a 2x2 max pool of stride 2 and the ReLU.
 // Templates over the number of output channels per vector (kLanes) and the
-// maximum number of tiles multiplied at once (kMaxTile); included and
-// compiled per instruction set like conv_relu_pool_direct_body.h, under the
-// same rules (anonymous namespace, no standard-library templates).
+// maximum number of tiles multiplied at once (kMaxTile). Like
+// conv_relu_pool_direct_body.h, this file is compiled once per instruction
+// set, so it follows the same rules: an anonymous namespace and no calls to
+// the standard library.
 //
 // F(2x2, 3x3) computes a 2x2 tile of outputs from a 4x4 input patch d as
 // A^T [U . V] A, where U = G g G^T is the transformed 3x3 kernel g,
@@ -43,10 +44,10 @@ namespace {
 constexpr int kFrequencies = 16;
 
 // Copies an image into channels-last order [y][x][channel] with the zero
-// padding, padded_channels channels (zeros past in_channels), unless the
-// worker's copy already holds it. Each input row of kLanes channels goes
-// through staging (kLanes rows of round_up(source_width, kLanes) floats) and
-// is transposed in kLanes x kLanes blocks.
+// padding and padded_channels channels (zeros past in_channels), unless the
+// worker's copy already contains it. Each input row of kLanes channels is
+// staged in kLanes rows of round_up(source_width, kLanes) floats and then
+// transposed in kLanes x kLanes blocks.
 template <int kLanes>
 FCNNZOO_INLINE SourceView prepare_channels_last_source(const KernelPlan& plan, int64_t image, float* target,
                                                        float* staging, int64_t& cached_image) {

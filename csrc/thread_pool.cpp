@@ -17,8 +17,8 @@ namespace {
 std::atomic<ThreadPool*> g_pool{nullptr};
 
 #if defined(__unix__) || defined(__APPLE__)
-// The child of fork() holds a copy of the pool whose threads do not exist, so
-// waiting on them would hang. Dropping the pointer leaks that copy on purpose:
+// The child of fork() contains a copy of the pool whose threads do not exist,
+// so waiting on them would hang. Dropping the pointer leaks that copy on purpose:
 // it cannot be destroyed safely, because its mutex may have been locked by a
 // parent thread at the moment of the fork.
 void forget_pool_in_child() { g_pool.store(nullptr, std::memory_order_relaxed); }

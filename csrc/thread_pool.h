@@ -38,8 +38,8 @@ class ThreadPool {
  private:
   ThreadPool() = default;
 
-  // Starts threads until the pool has at least thread_count of them; returns
-  // how many it has, which is fewer only if the system refused a thread.
+  // Starts threads until the pool has at least thread_count of them. Returns
+  // the number of threads, which is smaller only if the system refused one.
   int grow(int thread_count);
   void worker_loop(int worker, uint64_t seen_generation);
   void process_chunks(int worker);

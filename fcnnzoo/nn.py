@@ -36,10 +36,10 @@ class ConvReLUPool(nn.Module):
         pool_kernel: max-pool window.
         pool_stride: max-pool stride; defaults to ``pool_kernel``.
         ceil_mode: round the pooled size up instead of down.
-        fused: run on the fused C++ kernel where it applies (float32 CPU
-            tensors when no gradient is recorded, for example under
-            ``torch.no_grad()``); other calls and ``False`` run the PyTorch
-            composite.
+        fused: run on the fused C++ kernel where it applies, which is for
+            float32 CPU tensors when autograd records nothing (for example
+            under ``torch.no_grad()``). Other calls, and every call with
+            ``False``, run the PyTorch composite.
 
     Raises:
         ValueError: if a channel count, kernel size, stride or pool size is

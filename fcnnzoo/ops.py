@@ -277,9 +277,9 @@ def conv_relu_pool(
             floating point or their dtypes differ, or a size argument is not
             an int or a pair of ints.
         ValueError: if a tensor has the wrong rank or shape, the channel
-            counts differ, a size or stride is not positive, the padding is
-            negative, the kernel is larger than the padded input, or the
-            output would be empty.
+            counts differ, the tensors are on different devices, a size or
+            stride is not positive, the padding is negative, the kernel is
+            larger than the padded input, or the output would be empty.
     """
     _check_arguments(x, weight, bias)
     stride_hw = _pair(stride, "stride")
@@ -297,7 +297,8 @@ def conv_relu_pool(
     )
 
     if not _runs_fused(x, weight, bias):
-        logger.debug("conv_relu_pool: PyTorch composite for %s %s on %s", x.dtype, tuple(x.shape), x.device)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("conv_relu_pool: PyTorch composite for %s %s on %s", x.dtype, tuple(x.shape), x.device)
         return conv_relu_pool_reference(
             x,
             weight,

@@ -209,7 +209,7 @@ def test_winograd_matches_composite(
 
 @pytest.mark.parametrize("kernel", WINOGRAD_KERNELS)
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 3e38], ids=["inf", "-inf", "nan", "huge"])
-def test_winograd_non_finite_matches_composite(kernel: str, value: float) -> None:
+def test_winograd_non_finite_values(kernel: str, value: float) -> None:
     x, weight, bias = random_problem(2, 12, 20, (10, 10), (3, 3), seed=3)
     x[0, 4, 3, 6] = value
     x[1, 0, 9, 9] = value
@@ -236,7 +236,7 @@ def test_default_kernel_choice() -> None:
         _C.select_kernel((1, 3, 8, 8), (4, 3, 3, 3), **{**arguments, "stride": (0, 1)})
 
 
-def test_thread_count_does_not_change_result() -> None:
+def test_thread_count_keeps_result() -> None:
     x, weight, bias = random_problem(5, 6, 40, (17, 17), (3, 3))
     previous = torch.get_num_threads()
     try:
@@ -293,7 +293,7 @@ def test_forked_child_does_not_hang() -> None:
     torch.testing.assert_close(torch.from_numpy(child_result), expected, rtol=RTOL, atol=ATOL)
 
 
-def test_layout_of_input_is_read_correctly(num_threads: int) -> None:
+def test_input_layouts_read_correctly(num_threads: int) -> None:
     x, weight, bias = random_problem(3, 6, 20, (14, 12), (3, 3))
     expected = composite(x, weight, bias, padding=1)
 
@@ -387,7 +387,7 @@ def test_float64_uses_composite() -> None:
     torch.testing.assert_close(result, composite(x, weight, bias, padding=1), rtol=1e-12, atol=1e-12)
 
 
-def test_requires_grad_uses_composite_with_gradients() -> None:
+def test_requires_grad_uses_composite() -> None:
     x, weight, bias = random_problem(2, 3, 7, (10, 10), (3, 3))
     reference_inputs = [tensor.clone().requires_grad_() for tensor in (x, weight, bias)]
     inputs = [tensor.clone().requires_grad_() for tensor in (x, weight, bias)]
@@ -404,7 +404,7 @@ def test_requires_grad_uses_composite_with_gradients() -> None:
         torch.testing.assert_close(tensor.grad, reference.grad, rtol=RTOL, atol=ATOL)
 
 
-def test_requires_grad_under_no_grad_runs_fused() -> None:
+def test_no_grad_runs_fused() -> None:
     x, weight, bias = random_problem(2, 3, 7, (10, 10), (3, 3))
     weight.requires_grad_()
     with torch.no_grad():
@@ -545,8 +545,8 @@ BINDING_ERRORS = [
     pytest.param({"input": np.zeros((2, 3, 8, 8), dtype=">f4")}, TypeError, r"input must have dtype", id="big-endian"),
     pytest.param({"weight": [[0.0]]}, TypeError, r"weight must be a numpy\.ndarray", id="list"),
     pytest.param({"bias": np.zeros(4, dtype=np.int32)}, TypeError, r"bias must have dtype float32", id="bias-int"),
-    pytest.param({"input": np.zeros((3, 8, 8), dtype=np.float32)}, ValueError, r"input must have 4 dimensions", id="3d"),
-    pytest.param({"bias": np.zeros((4, 1), dtype=np.float32)}, ValueError, r"bias must have 1 dimensions", id="bias-2d"),
+    pytest.param({"input": np.zeros((3, 8, 8), dtype=np.float32)}, ValueError, r"input must be a 4-D array, got shape \(3, 8, 8\)", id="3d"),
+    pytest.param({"bias": np.zeros((4, 1), dtype=np.float32)}, ValueError, r"bias must be a 1-D array, got shape \(4, 1\)", id="bias-2d"),
     pytest.param(
         {"input": np.zeros((2, 3, 8, 16), dtype=np.float32)[..., ::2]}, ValueError, r"C-contiguous", id="strided"
     ),
