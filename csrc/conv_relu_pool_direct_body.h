@@ -281,6 +281,8 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
   const int64_t weights_per_block = shape.in_channels * shape.kernel_height * shape.kernel_width * kLanes;
   const int64_t output_column_stride = shape.stride_width * source.column_stride;
   const bool unit_stride = output_column_stride == 1;
+  // Tiles of nearly equal width, at most kMaxTile each.
+  const int64_t tile_count = (used_width + kMaxTile - 1) / kMaxTile;
 
   const TileContext context{plan.packed_weight + block * weights_per_block,
                             shape.in_channels,
@@ -323,9 +325,9 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
       continue;
     }
 
-    for (int64_t tile = 0; tile < plan.tile_count; ++tile) {
-      const int64_t column_begin = tile * used_width / plan.tile_count;
-      const int64_t column_end = (tile + 1) * used_width / plan.tile_count;
+    for (int64_t tile = 0; tile < tile_count; ++tile) {
+      const int64_t column_begin = tile * used_width / tile_count;
+      const int64_t column_end = (tile + 1) * used_width / tile_count;
       const float* tile_input = row_input + column_begin * output_column_stride;
       float* tile_target = row_target + column_begin * kLanes;
       if (unit_stride) {
@@ -412,6 +414,49 @@ FCNNZOO_INLINE void store_pooled(const KernelPlan& plan, int64_t image, int64_t 
     }
     for (int64_t lane = 0; lane < lanes; ++lane) {
       store_vector(output + lane * plane + position, rows[lane]);
+    }
+  }
+}
+
+// Packs weight (out_channels, taps) into [block][tap][lane] and bias (or
+// zeros when bias is null) into [block][lane], with zeros for the lanes past
+// out_channels. Full blocks of kLanes x kLanes weights are transposed in
+// registers.
+template <int kLanes>
+FCNNZOO_INLINE void pack_weights(const ConvReluPoolShape& shape, const float* weight, const float* bias,
+                                 float* packed_weight, float* packed_bias) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
+  const int64_t block_count = (shape.out_channels + kLanes - 1) / kLanes;
+
+  for (int64_t block = 0; block < block_count; ++block) {
+    const int64_t first_channel = block * kLanes;
+    const int64_t lanes = min_of(kLanes, shape.out_channels - first_channel);
+    const float* source = weight + first_channel * taps;
+    float* target = packed_weight + block * taps * kLanes;
+    for (int64_t lane = 0; lane < kLanes; ++lane) {
+      packed_bias[first_channel + lane] = lane < lanes && bias != nullptr ? bias[first_channel + lane] : 0.0f;
+    }
+
+    int64_t tap = 0;
+    if (lanes == kLanes) {
+      for (; tap + kLanes <= taps; tap += kLanes) {
+        Vector rows[kLanes];
+#pragma GCC unroll 16
+        for (int lane = 0; lane < kLanes; ++lane) {
+          rows[lane] = load_vector<Vector>(source + lane * taps + tap);
+        }
+        transpose<kLanes>(rows);
+#pragma GCC unroll 16
+        for (int index = 0; index < kLanes; ++index) {
+          store_vector(target + (tap + index) * kLanes, rows[index]);
+        }
+      }
+    }
+    for (; tap < taps; ++tap) {
+      for (int64_t lane = 0; lane < kLanes; ++lane) {
+        target[tap * kLanes + lane] = lane < lanes ? source[lane * taps + tap] : 0.0f;
+      }
     }
   }
 }

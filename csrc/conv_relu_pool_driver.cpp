@@ -55,67 +55,6 @@ struct CallMemory {
   std::unique_ptr<int64_t[]> cache_keys;
 };
 
-// Packs weight (out_channels, in_channels * kh * kw) into
-// [block][in_channel * kh * kw][lane] and bias into [block][lane], with
-// zeros for the lanes past out_channels.
-void pack_weights(const ConvReluPoolShape& shape, const float* weight, const float* bias, int64_t lanes,
-                  int64_t block_count, float* packed_weight, float* packed_bias) {
-  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
-  for (int64_t block = 0; block < block_count; ++block) {
-    float* block_weight = packed_weight + block * taps * lanes;
-    for (int64_t lane = 0; lane < lanes; ++lane) {
-      const int64_t out_channel = block * lanes + lane;
-      if (out_channel >= shape.out_channels) {
-        for (int64_t tap = 0; tap < taps; ++tap) {
-          block_weight[tap * lanes + lane] = 0.0f;
-        }
-        packed_bias[block * lanes + lane] = 0.0f;
-        continue;
-      }
-      const float* source = weight + out_channel * taps;
-      for (int64_t tap = 0; tap < taps; ++tap) {
-        block_weight[tap * lanes + lane] = source[tap];
-      }
-      packed_bias[block * lanes + lane] = bias != nullptr ? bias[out_channel] : 0.0f;
-    }
-  }
-}
-
-// Writes U = G g G^T of every 3x3 kernel g into
-// [block][frequency][padded channel][lane], with zeros past in_channels and
-// past out_channels.
-void transform_weights(const ConvReluPoolShape& shape, const float* weight, int64_t lanes, int64_t block_count,
-                       int64_t padded_channels, float* transformed) {
-  std::fill(transformed, transformed + block_count * kWinogradFrequencies * padded_channels * lanes, 0.0f);
-  for (int64_t out_channel = 0; out_channel < shape.out_channels; ++out_channel) {
-    const int64_t block = out_channel / lanes;
-    const int64_t lane = out_channel % lanes;
-    for (int64_t channel = 0; channel < shape.in_channels; ++channel) {
-      const float* g = weight + (out_channel * shape.in_channels + channel) * 9;
-
-      // Rows: G g, four rows of three.
-      float rows[4][3];
-      for (int j = 0; j < 3; ++j) {
-        rows[0][j] = g[j];
-        rows[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        rows[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        rows[3][j] = g[6 + j];
-      }
-
-      // Columns: (G g) G^T.
-      for (int i = 0; i < 4; ++i) {
-        const float columns[4] = {rows[i][0], 0.5f * (rows[i][0] + rows[i][1] + rows[i][2]),
-                                  0.5f * (rows[i][0] - rows[i][1] + rows[i][2]), rows[i][2]};
-        for (int j = 0; j < 4; ++j) {
-          const int64_t frequency = 4 * i + j;
-          transformed[((block * kWinogradFrequencies + frequency) * padded_channels + channel) * lanes + lane] =
-              columns[j];
-        }
-      }
-    }
-  }
-}
-
 // Returns the threads worth waking for vector_fmas multiply-adds.
 int choose_thread_count(int thread_count, int64_t vector_fmas) {
   const int64_t useful_threads = 1 + vector_fmas / kMinVectorFmasPerThread;
@@ -163,8 +102,9 @@ void allocate_scratch(KernelPlan& plan, int threads, int64_t lanes, CallMemory& 
 // Returns extra_weight_floats more floats of weight memory, which the caller
 // fills.
 float* plan_common(KernelPlan& plan, const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                 const ConvReluPoolTensors& tensors, int64_t lanes, int64_t extra_weight_floats,
-                 CallMemory& memory) {
+                   const ConvReluPoolTensors& tensors, const IsaFunctions& isa, int64_t extra_weight_floats,
+                   CallMemory& memory) {
+  const int64_t lanes = isa.lanes;
   plan.shape = shape;
   plan.sizes = sizes;
   plan.input = tensors.input;
@@ -176,22 +116,21 @@ float* plan_common(KernelPlan& plan, const ConvReluPoolShape& shape, const ConvR
   const int64_t packed_bias_floats = round_up(plan.block_count * lanes, kScratchAlignmentFloats);
   memory.weights = std::make_unique<AlignedFloats>(packed_weight_floats + packed_bias_floats + extra_weight_floats);
   float* weights = memory.weights->data();
-  pack_weights(shape, tensors.weight, tensors.bias, lanes, plan.block_count, weights, weights + packed_weight_floats);
+  isa.pack_weights(shape, tensors.weight, tensors.bias, weights, weights + packed_weight_floats);
   plan.packed_weight = weights;
   plan.packed_bias = weights + packed_weight_floats;
   return weights + packed_weight_floats + packed_bias_floats;
 }
 
 void run_direct(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, const ConvReluPoolTensors& tensors,
-                int thread_count, VariantSize variant, TaskRangeFunction task_function) {
+                int thread_count, const IsaFunctions& isa) {
   if (shape.batch == 0) {
     return;
   }
-  const int64_t lanes = variant.lanes;
+  const int64_t lanes = isa.lanes;
   KernelPlan plan;
   CallMemory memory;
-  plan_common(plan, shape, sizes, tensors, lanes, 0, memory);
-  plan.tile_count = ceil_divide(sizes.used_conv_width, variant.max_tile);
+  plan_common(plan, shape, sizes, tensors, isa, 0, memory);
 
   const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
   const int64_t planes = shape.batch * plan.block_count;
@@ -211,23 +150,23 @@ void run_direct(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, 
 
   const int64_t task_count = planes * plan.row_group_count;
   const int64_t chunk_size = std::max<int64_t>(1, task_count / (8 * static_cast<int64_t>(threads)));
-  ThreadPool::instance().run(threads, task_count, chunk_size, task_function, &plan);
+  ThreadPool::instance().run(threads, task_count, chunk_size, isa.direct_tasks, &plan);
 }
 
 void run_winograd(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, const ConvReluPoolTensors& tensors,
-                  int thread_count, VariantSize variant, TaskRangeFunction task_function) {
+                  int thread_count, const IsaFunctions& isa) {
   if (shape.batch == 0) {
     return;
   }
-  const int64_t lanes = variant.lanes;
+  const int64_t lanes = isa.lanes;
   const int64_t block_count = ceil_divide(shape.out_channels, lanes);
   const int64_t padded_channels = round_up(shape.in_channels, lanes);
   const int64_t winograd_floats = block_count * kWinogradFrequencies * padded_channels * lanes;
 
   KernelPlan plan;
   CallMemory memory;
-  float* winograd_weight = plan_common(plan, shape, sizes, tensors, lanes, winograd_floats, memory);
-  transform_weights(shape, tensors.weight, lanes, block_count, padded_channels, winograd_weight);
+  float* winograd_weight = plan_common(plan, shape, sizes, tensors, isa, winograd_floats, memory);
+  isa.transform_weights(shape, plan.packed_weight, padded_channels, winograd_weight);
   plan.winograd_weight = winograd_weight;
   plan.padded_channels = padded_channels;
 
@@ -252,7 +191,7 @@ void run_winograd(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes
   // Blocks vary fastest, so consecutive tasks share their input transforms.
   const int64_t task_count = planes * plan.row_group_count;
   const int64_t chunk_size = std::max<int64_t>(1, task_count / (8 * static_cast<int64_t>(threads)));
-  ThreadPool::instance().run(threads, task_count, chunk_size, task_function, &plan);
+  ThreadPool::instance().run(threads, task_count, chunk_size, isa.winograd_tasks, &plan);
 }
 
 }  // namespace
@@ -275,33 +214,33 @@ bool winograd_preferred(const ConvReluPoolShape& shape, const ConvReluPoolSizes&
 #if defined(__x86_64__) || defined(__i386__)
 void conv_relu_pool_direct_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                         const ConvReluPoolTensors& tensors, int thread_count) {
-  run_direct(shape, sizes, tensors, thread_count, kAvx512Size, direct_tasks_ocb16_avx512);
+  run_direct(shape, sizes, tensors, thread_count, kAvx512Functions);
 }
 
 void conv_relu_pool_direct_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                      const ConvReluPoolTensors& tensors, int thread_count) {
-  run_direct(shape, sizes, tensors, thread_count, kAvx2Size, direct_tasks_ocb8_avx2);
+  run_direct(shape, sizes, tensors, thread_count, kAvx2Functions);
 }
 
 void conv_relu_pool_winograd_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                           const ConvReluPoolTensors& tensors, int thread_count) {
-  run_winograd(shape, sizes, tensors, thread_count, kAvx512Size, winograd_tasks_ocb16_avx512);
+  run_winograd(shape, sizes, tensors, thread_count, kAvx512Functions);
 }
 
 void conv_relu_pool_winograd_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                        const ConvReluPoolTensors& tensors, int thread_count) {
-  run_winograd(shape, sizes, tensors, thread_count, kAvx2Size, winograd_tasks_ocb8_avx2);
+  run_winograd(shape, sizes, tensors, thread_count, kAvx2Functions);
 }
 #endif
 
 void conv_relu_pool_direct_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                         const ConvReluPoolTensors& tensors, int thread_count) {
-  run_direct(shape, sizes, tensors, thread_count, kGenericSize, direct_tasks_ocb4_generic);
+  run_direct(shape, sizes, tensors, thread_count, kGenericFunctions);
 }
 
 void conv_relu_pool_winograd_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                           const ConvReluPoolTensors& tensors, int thread_count) {
-  run_winograd(shape, sizes, tensors, thread_count, kGenericSize, winograd_tasks_ocb4_generic);
+  run_winograd(shape, sizes, tensors, thread_count, kGenericFunctions);
 }
 
 }  // namespace fcnnzoo

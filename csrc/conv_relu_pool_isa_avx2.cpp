@@ -1,19 +1,37 @@
-// The task functions of the fast kernels for AVX2 and FMA.
+// The fast kernels for AVX2 and FMA.
 // CMakeLists.txt compiles this file with the matching instruction-set flags.
 #include "conv_relu_pool_direct_body.h"
 #include "conv_relu_pool_plan.h"
 #include "conv_relu_pool_winograd_body.h"
 
 namespace fcnnzoo {
+namespace {
 
-static_assert(kAvx2Size.lanes == 8, "the function names state 8 output channels per block");
+constexpr int kLanes = 8;
+// 12 accumulators and the weight vector use 13 of the 16 ymm registers.
+constexpr int kMaxTile = 12;
+
+void pack_weights_ocb8_avx2(const ConvReluPoolShape& shape, const float* weight, const float* bias,
+                            float* packed_weight, float* packed_bias) {
+  pack_weights<kLanes>(shape, weight, bias, packed_weight, packed_bias);
+}
+
+void transform_weights_ocb8_avx2(const ConvReluPoolShape& shape, const float* packed_weight,
+                                 int64_t padded_channels, float* transformed) {
+  transform_weights<kLanes>(shape, packed_weight, padded_channels, transformed);
+}
 
 void direct_tasks_ocb8_avx2(void* context, int64_t begin, int64_t end, int worker) {
-  run_direct_tasks<kAvx2Size.lanes, kAvx2Size.max_tile>(*static_cast<const KernelPlan*>(context), begin, end, worker);
+  run_direct_tasks<kLanes, kMaxTile>(*static_cast<const KernelPlan*>(context), begin, end, worker);
 }
 
 void winograd_tasks_ocb8_avx2(void* context, int64_t begin, int64_t end, int worker) {
-  run_winograd_tasks<kAvx2Size.lanes, kAvx2Size.max_tile>(*static_cast<const KernelPlan*>(context), begin, end, worker);
+  run_winograd_tasks<kLanes, kMaxTile>(*static_cast<const KernelPlan*>(context), begin, end, worker);
 }
+
+}  // namespace
+
+const IsaFunctions kAvx2Functions{kLanes, pack_weights_ocb8_avx2, transform_weights_ocb8_avx2,
+                                  direct_tasks_ocb8_avx2, winograd_tasks_ocb8_avx2};
 
 }  // namespace fcnnzoo

@@ -29,9 +29,6 @@ struct KernelPlan {
   // varying fastest, the Winograd kernel with the block varying fastest.
   int64_t rows_per_task = 0;
   int64_t row_group_count = 0;
-  // The direct kernel computes each convolution row in tile_count tiles of
-  // nearly equal width.
-  int64_t tile_count = 0;
 
   // The image the convolution reads, source_height x source_width. The
   // direct kernel reads the input itself when there is no padding, and a
@@ -64,27 +61,30 @@ struct KernelPlan {
   int64_t* cached_transform = nullptr;
 };
 
-// Output channels per block and maximum tile width of each instruction set.
-// A tile keeps max_tile accumulators plus one weight vector in registers.
-struct VariantSize {
+// The code of the fast kernels for one instruction set, defined in
+// conv_relu_pool_isa_<isa>.cpp. The AVX2 and AVX-512 tables exist on x86
+// only, and their functions may run only on CPUs with those instructions.
+struct IsaFunctions {
+  // Output channels per block.
   int lanes;
-  int max_tile;
+  // Packs weight (out_channels, in_channels, kh, kw) into
+  // [block][in_channel][kh][kw][lane] and bias (or zeros when bias is null)
+  // into [block][lane], with zeros for the lanes past out_channels.
+  void (*pack_weights)(const ConvReluPoolShape& shape, const float* weight, const float* bias, float* packed_weight,
+                       float* packed_bias);
+  // Computes the Winograd weights U = G g G^T from 3x3 weights packed by
+  // pack_weights, as [block][frequency][padded channel][lane], with zeros for
+  // the channels from in_channels to padded_channels.
+  void (*transform_weights)(const ConvReluPoolShape& shape, const float* packed_weight, int64_t padded_channels,
+                            float* transformed);
+  // Task functions with the TaskRangeFunction signature of thread_pool.h;
+  // context is a const KernelPlan*.
+  void (*direct_tasks)(void* context, int64_t begin, int64_t end, int worker);
+  void (*winograd_tasks)(void* context, int64_t begin, int64_t end, int worker);
 };
-// 14 + 1 of the 32 zmm registers.
-constexpr VariantSize kAvx512Size{16, 14};
-// 12 + 1 of the 16 ymm registers.
-constexpr VariantSize kAvx2Size{8, 12};
-// 12 + 1 of the 16 SSE registers (32 on NEON).
-constexpr VariantSize kGenericSize{4, 12};
 
-// Task functions with the TaskRangeFunction signature; context is a
-// const KernelPlan*. The AVX2 and AVX-512 ones exist on x86 only and may be
-// called only when the CPU supports those instructions.
-void direct_tasks_ocb16_avx512(void* context, int64_t begin, int64_t end, int worker);
-void direct_tasks_ocb8_avx2(void* context, int64_t begin, int64_t end, int worker);
-void direct_tasks_ocb4_generic(void* context, int64_t begin, int64_t end, int worker);
-void winograd_tasks_ocb16_avx512(void* context, int64_t begin, int64_t end, int worker);
-void winograd_tasks_ocb8_avx2(void* context, int64_t begin, int64_t end, int worker);
-void winograd_tasks_ocb4_generic(void* context, int64_t begin, int64_t end, int worker);
+extern const IsaFunctions kAvx512Functions;
+extern const IsaFunctions kAvx2Functions;
+extern const IsaFunctions kGenericFunctions;
 
 }  // namespace fcnnzoo

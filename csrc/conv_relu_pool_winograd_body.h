@@ -43,6 +43,59 @@ namespace {
 // Number of frequencies of a 4x4 transformed patch.
 constexpr int kFrequencies = 16;
 
+// Computes U = G g G^T for every 3x3 kernel g of weights packed by
+// pack_weights ([block][in_channel][kh][kw][lane]) and writes it as
+// [block][frequency][padded channel][lane], with zeros for the channels from
+// in_channels to padded_channels.
+template <int kLanes>
+FCNNZOO_INLINE void transform_weights(const ConvReluPoolShape& shape, const float* packed_weight,
+                                      int64_t padded_channels, float* transformed) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  const Vector half = Vector{} + 0.5f;
+  const Vector zero = {};
+  const int64_t block_count = (shape.out_channels + kLanes - 1) / kLanes;
+  const int64_t frequency_stride = padded_channels * kLanes;
+
+  for (int64_t block = 0; block < block_count; ++block) {
+    for (int64_t channel = 0; channel < padded_channels; ++channel) {
+      float* target = transformed + (block * kFrequencies * padded_channels + channel) * kLanes;
+      if (channel >= shape.in_channels) {
+        for (int frequency = 0; frequency < kFrequencies; ++frequency) {
+          store_vector(target + frequency * frequency_stride, zero);
+        }
+        continue;
+      }
+
+      const float* g = packed_weight + ((block * shape.in_channels + channel) * 9) * kLanes;
+      Vector w[9];
+#pragma GCC unroll 9
+      for (int tap = 0; tap < 9; ++tap) {
+        w[tap] = load_vector<Vector>(g + tap * kLanes);
+      }
+
+      // Rows: G g, four rows of three.
+      Vector rows[4][3];
+#pragma GCC unroll 3
+      for (int j = 0; j < 3; ++j) {
+        rows[0][j] = w[j];
+        rows[1][j] = half * (w[j] + w[3 + j] + w[6 + j]);
+        rows[2][j] = half * (w[j] - w[3 + j] + w[6 + j]);
+        rows[3][j] = w[6 + j];
+      }
+
+      // Columns: (G g) G^T.
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        float* frequency = target + (4 * i) * frequency_stride;
+        store_vector(frequency, rows[i][0]);
+        store_vector(frequency + frequency_stride, half * (rows[i][0] + rows[i][1] + rows[i][2]));
+        store_vector(frequency + 2 * frequency_stride, half * (rows[i][0] - rows[i][1] + rows[i][2]));
+        store_vector(frequency + 3 * frequency_stride, rows[i][2]);
+      }
+    }
+  }
+}
+
 // Copies an image into channels-last order [y][x][channel] with the zero
 // padding and padded_channels channels (zeros past in_channels), unless the
 // worker's copy already contains it. Each input row of kLanes channels is

@@ -65,29 +65,31 @@ void ThreadPool::worker_loop(int worker, uint64_t seen_generation) {
   for (;;) {
     start_condition_.wait(lock, [&] { return generation_ != seen_generation; });
     seen_generation = generation_;
-    if (worker >= participants_) {
+    if (!job_open_ || worker >= job_->participants) {
       continue;
     }
+    Job* job = job_;
+    joined_workers_ += 1;
 
     lock.unlock();
-    process_chunks(worker);
+    process_chunks(*job, worker);
     lock.lock();
 
-    pending_workers_ -= 1;
-    if (pending_workers_ == 0) {
+    joined_workers_ -= 1;
+    if (joined_workers_ == 0) {
       done_condition_.notify_one();
     }
   }
 }
 
-void ThreadPool::process_chunks(int worker) {
+void ThreadPool::process_chunks(Job& job, int worker) {
   for (;;) {
-    const int64_t begin = next_task_.fetch_add(chunk_size_, std::memory_order_relaxed);
-    if (begin >= task_count_) {
+    const int64_t begin = job.next_task.fetch_add(job.chunk_size, std::memory_order_relaxed);
+    if (begin >= job.task_count) {
       return;
     }
-    const int64_t end = std::min(begin + chunk_size_, task_count_);
-    function_(context_, begin, end, worker);
+    const int64_t end = std::min(begin + job.chunk_size, job.task_count);
+    job.function(job.context, begin, end, worker);
   }
 }
 
@@ -113,24 +115,27 @@ void ThreadPool::run(int thread_count, int64_t task_count, int64_t chunk_size, T
     return;
   }
 
+  Job job;
+  job.function = function;
+  job.context = context;
+  job.task_count = task_count;
+  job.chunk_size = chunk_size;
+  job.participants = participants;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    function_ = function;
-    context_ = context;
-    task_count_ = task_count;
-    chunk_size_ = chunk_size;
-    next_task_.store(0, std::memory_order_relaxed);
-    participants_ = participants;
-    pending_workers_ = participants - 1;
+    job_ = &job;
+    job_open_ = true;
     generation_ += 1;
   }
   start_condition_.notify_all();
 
-  process_chunks(0);
+  process_chunks(job, 0);
 
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    done_condition_.wait(lock, [&] { return pending_workers_ == 0; });
+    job_open_ = false;
+    done_condition_.wait(lock, [&] { return joined_workers_ == 0; });
+    job_ = nullptr;
   }
   busy_.store(false, std::memory_order_release);
 }

@@ -36,13 +36,23 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
  private:
+  // One call of run(): the tasks [0, task_count) and who may take part.
+  struct Job {
+    TaskRangeFunction function;
+    void* context;
+    int64_t task_count;
+    int64_t chunk_size;
+    int participants;
+    std::atomic<int64_t> next_task{0};
+  };
+
   ThreadPool() = default;
 
   // Starts threads until the pool has at least thread_count of them. Returns
   // the number of threads, which is smaller only if the system refused one.
   int grow(int thread_count);
   void worker_loop(int worker, uint64_t seen_generation);
-  void process_chunks(int worker);
+  static void process_chunks(Job& job, int worker);
 
   // Set while a call owns the pool; a second caller runs its tasks inline.
   std::atomic<bool> busy_{false};
@@ -52,16 +62,15 @@ class ThreadPool {
   std::condition_variable done_condition_;
   std::vector<std::thread> threads_;
 
-  // Fields of the current job, written under mutex_ before generation_ is
-  // incremented and read by workers after they observe the new generation.
+  // Guarded by mutex_. A worker woken by a new generation joins the job
+  // only while job_open_ is set, and counts itself in joined_workers_ until
+  // it has finished its chunks. run() closes the job once no task is left to
+  // hand out and then waits for the joined workers only. A worker that wakes
+  // late therefore never delays the caller and never touches a finished job.
   uint64_t generation_ = 0;
-  int participants_ = 0;
-  int pending_workers_ = 0;
-  TaskRangeFunction function_ = nullptr;
-  void* context_ = nullptr;
-  int64_t task_count_ = 0;
-  int64_t chunk_size_ = 1;
-  std::atomic<int64_t> next_task_{0};
+  Job* job_ = nullptr;
+  bool job_open_ = false;
+  int joined_workers_ = 0;
 };
 
 }  // namespace fcnnzoo
