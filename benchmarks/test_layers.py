@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from fcnnzoo import _C
 from fcnnzoo.ops import conv_relu_pool
 
 # The two conv-ReLU-pool layers of the reference network: 3x3 kernels, no
@@ -29,8 +30,24 @@ POOL_KERNEL = 2
 
 
 def flop_count(batch: int, in_channels: int, out_channels: int, conv_size: tuple[int, int]) -> int:
-    """Return the multiply-add FLOPs (two per multiply-add) of the convolution outputs in conv_size."""
+    """Return the FLOPs (two per multiply-add) of a direct 3x3 convolution producing conv_size outputs."""
     return 2 * batch * out_channels * conv_size[0] * conv_size[1] * in_channels * KERNEL_SIZE * KERNEL_SIZE
+
+
+def executed_flop_count(kernel: str, batch: int, in_channels: int, out_channels: int, conv_size: tuple[int, int]) -> int:
+    """Return the multiply-add FLOPs that a fused kernel variant executes, lanes past out_channels included.
+
+    A direct kernel computes the convolution outputs that a pooling window
+    covers. A Winograd F(2x2, 3x3) kernel spends 16 multiply-adds per 2x2
+    output tile and input channel; its transforms (additions only) are not
+    counted.
+    """
+    lanes = int(kernel.split("_ocb")[1].split("_")[0])
+    padded_out_channels = -(-out_channels // lanes) * lanes
+    if kernel.startswith("winograd"):
+        tiles = (conv_size[0] // 2) * (conv_size[1] // 2)
+        return 2 * batch * padded_out_channels * tiles * 16 * in_channels
+    return flop_count(batch, in_channels, padded_out_channels, conv_size)
 
 
 @pytest.mark.parametrize("implementation", ["fcnnzoo_fused", "torch_eager"])
@@ -52,11 +69,25 @@ def test_layer_forward(benchmark: BenchmarkFixture, layer: str, batch: int, impl
     run: Callable[[], torch.Tensor] = fcnnzoo_fused if implementation == "fcnnzoo_fused" else torch_eager
     conv_size = (shape["size"][0] - KERNEL_SIZE + 1, shape["size"][1] - KERNEL_SIZE + 1)
     if implementation == "fcnnzoo_fused":
-        # The fused kernel skips the convolution outputs that no pooling window covers.
+        # The fused kernels skip the convolution outputs that no pooling window covers.
         conv_size = (conv_size[0] // POOL_KERNEL * POOL_KERNEL, conv_size[1] // POOL_KERNEL * POOL_KERNEL)
     benchmark.group = f"{layer} forward, batch {batch}"
     benchmark.extra_info["flop_count"] = flop_count(batch, shape["in_channels"], shape["out_channels"], conv_size)
     benchmark.extra_info["num_threads"] = torch.get_num_threads()
+    if implementation == "fcnnzoo_fused":
+        kernel = _C.select_kernel(
+            tuple(x.shape),
+            tuple(weight.shape),
+            stride=(1, 1),
+            padding=(0, 0),
+            pool_kernel=(POOL_KERNEL, POOL_KERNEL),
+            pool_stride=(POOL_KERNEL, POOL_KERNEL),
+            ceil_mode=False,
+        )
+        benchmark.extra_info["kernel"] = kernel
+        benchmark.extra_info["executed_flop_count"] = executed_flop_count(
+            kernel, batch, shape["in_channels"], shape["out_channels"], conv_size
+        )
 
     with torch.no_grad():
         result = benchmark(run)
