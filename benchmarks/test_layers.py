@@ -42,7 +42,7 @@ def executed_flop_count(kernel: str, batch: int, in_channels: int, out_channels:
     output tile and input channel; its transforms (additions only) are not
     counted.
     """
-    lanes = int(kernel.split("_ocb")[1].split("_")[0])
+    lanes = int(kernel.split("_oc")[1].split("_")[0])
     padded_out_channels = -(-out_channels // lanes) * lanes
     if kernel.startswith("winograd"):
         tiles = (conv_size[0] // 2) * (conv_size[1] // 2)

@@ -16,16 +16,16 @@ constexpr const char* kWinogradLimits =
 // widest first, Winograd before direct.
 const ConvReluPoolKernel kKernels[] = {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-    {"winograd_ocb16_avx512", cpu_supports_avx512f, winograd_supports, winograd_preferred, kWinogradLimits,
-     conv_relu_pool_winograd_ocb16_avx512},
-    {"direct_ocb16_avx512", cpu_supports_avx512f, nullptr, nullptr, "", conv_relu_pool_direct_ocb16_avx512},
-    {"winograd_ocb8_avx2", cpu_supports_avx2_fma, winograd_supports, winograd_preferred, kWinogradLimits,
-     conv_relu_pool_winograd_ocb8_avx2},
-    {"direct_ocb8_avx2", cpu_supports_avx2_fma, nullptr, nullptr, "", conv_relu_pool_direct_ocb8_avx2},
+    {"winograd_f2x3_oc16_w14_avx512", cpu_supports_avx512f, winograd_supports, winograd_preferred, kWinogradLimits,
+     conv_relu_pool_winograd_f2x3_oc16_w14_avx512},
+    {"direct_oc16_w14_avx512", cpu_supports_avx512f, nullptr, nullptr, "", conv_relu_pool_direct_oc16_w14_avx512},
+    {"winograd_f2x3_oc8_w12_avx2", cpu_supports_avx2_fma, winograd_supports, winograd_preferred, kWinogradLimits,
+     conv_relu_pool_winograd_f2x3_oc8_w12_avx2},
+    {"direct_oc8_w12_avx2", cpu_supports_avx2_fma, nullptr, nullptr, "", conv_relu_pool_direct_oc8_w12_avx2},
 #endif
-    {"winograd_ocb4_generic", cpu_supports_baseline, winograd_supports, winograd_preferred, kWinogradLimits,
-     conv_relu_pool_winograd_ocb4_generic},
-    {"direct_ocb4_generic", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_direct_ocb4_generic},
+    {"winograd_f2x3_oc4_w12_generic", cpu_supports_baseline, winograd_supports, winograd_preferred, kWinogradLimits,
+     conv_relu_pool_winograd_f2x3_oc4_w12_generic},
+    {"direct_oc4_w12_generic", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_direct_oc4_w12_generic},
     {"reference", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_reference},
 };
 

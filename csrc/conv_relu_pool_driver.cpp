@@ -212,34 +212,34 @@ bool winograd_preferred(const ConvReluPoolShape& shape, const ConvReluPoolSizes&
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-void conv_relu_pool_direct_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                        const ConvReluPoolTensors& tensors, int thread_count) {
+void conv_relu_pool_direct_oc16_w14_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                           const ConvReluPoolTensors& tensors, int thread_count) {
   run_direct(shape, sizes, tensors, thread_count, kAvx512Functions);
 }
 
-void conv_relu_pool_direct_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                     const ConvReluPoolTensors& tensors, int thread_count) {
+void conv_relu_pool_direct_oc8_w12_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                        const ConvReluPoolTensors& tensors, int thread_count) {
   run_direct(shape, sizes, tensors, thread_count, kAvx2Functions);
 }
 
-void conv_relu_pool_winograd_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                          const ConvReluPoolTensors& tensors, int thread_count) {
+void conv_relu_pool_winograd_f2x3_oc16_w14_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                                  const ConvReluPoolTensors& tensors, int thread_count) {
   run_winograd(shape, sizes, tensors, thread_count, kAvx512Functions);
 }
 
-void conv_relu_pool_winograd_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                       const ConvReluPoolTensors& tensors, int thread_count) {
+void conv_relu_pool_winograd_f2x3_oc8_w12_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                               const ConvReluPoolTensors& tensors, int thread_count) {
   run_winograd(shape, sizes, tensors, thread_count, kAvx2Functions);
 }
 #endif
 
-void conv_relu_pool_direct_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                        const ConvReluPoolTensors& tensors, int thread_count) {
+void conv_relu_pool_direct_oc4_w12_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                           const ConvReluPoolTensors& tensors, int thread_count) {
   run_direct(shape, sizes, tensors, thread_count, kGenericFunctions);
 }
 
-void conv_relu_pool_winograd_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                          const ConvReluPoolTensors& tensors, int thread_count) {
+void conv_relu_pool_winograd_f2x3_oc4_w12_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                                  const ConvReluPoolTensors& tensors, int thread_count) {
   run_winograd(shape, sizes, tensors, thread_count, kGenericFunctions);
 }
 

@@ -15,8 +15,11 @@ using ConvReluPoolForward = void (*)(const ConvReluPoolShape& shape, const ConvR
 using ConvReluPoolShapeTest = bool (*)(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
 
 struct ConvReluPoolKernel {
-  // The name states the algorithm, the output-channel block and the
-  // instruction set, for example "direct_ocb16_avx512".
+  // The name states the algorithm, the tile and the instruction set:
+  // "direct_oc16_w14_avx512" computes tiles of up to 14 outputs of a row
+  // (w14) for 16 output channels at once (oc16) with AVX-512, and
+  // "winograd_f2x3_oc16_w14_avx512" multiplies up to 14 Winograd
+  // F(2x2, 3x3) tiles at once for 16 output channels.
   const char* name;
   // Whether the CPU running this process can execute the variant.
   bool (*is_supported)();
@@ -35,24 +38,25 @@ void conv_relu_pool_reference(const ConvReluPoolShape& shape, const ConvReluPool
                               const ConvReluPoolTensors& tensors, int thread_count);
 
 // Direct convolution vectorized over blocks of 16, 8 or 4 output channels.
-void conv_relu_pool_direct_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+// Every shape is supported.
+void conv_relu_pool_direct_oc16_w14_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                           const ConvReluPoolTensors& tensors, int thread_count);
+void conv_relu_pool_direct_oc8_w12_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                         const ConvReluPoolTensors& tensors, int thread_count);
-void conv_relu_pool_direct_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                     const ConvReluPoolTensors& tensors, int thread_count);
-void conv_relu_pool_direct_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                        const ConvReluPoolTensors& tensors, int thread_count);
+void conv_relu_pool_direct_oc4_w12_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                           const ConvReluPoolTensors& tensors, int thread_count);
 
 // Winograd F(2x2, 3x3) for 3x3 kernels with stride 1 followed by a 2x2 max
 // pool with stride 2 whose windows all lie inside the convolution output.
 bool winograd_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
 // True where the Winograd kernel is expected to beat the direct one.
 bool winograd_preferred(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
-void conv_relu_pool_winograd_ocb16_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                          const ConvReluPoolTensors& tensors, int thread_count);
-void conv_relu_pool_winograd_ocb8_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                       const ConvReluPoolTensors& tensors, int thread_count);
-void conv_relu_pool_winograd_ocb4_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                                          const ConvReluPoolTensors& tensors, int thread_count);
+void conv_relu_pool_winograd_f2x3_oc16_w14_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                                  const ConvReluPoolTensors& tensors, int thread_count);
+void conv_relu_pool_winograd_f2x3_oc8_w12_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                               const ConvReluPoolTensors& tensors, int thread_count);
+void conv_relu_pool_winograd_f2x3_oc4_w12_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                                  const ConvReluPoolTensors& tensors, int thread_count);
 
 // Names of the variants this CPU supports, in the order the default choice
 // tries them.

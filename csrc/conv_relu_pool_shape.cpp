@@ -34,7 +34,8 @@ void require_element_count(const char* name, int64_t a, int64_t b, int64_t c, in
   int64_t count = 1;
   for (int64_t factor : {a, b, c, d}) {
     if (factor != 0 && count > kMaxElements / factor) {
-      throw std::invalid_argument(std::string(name) + " has more than 2^48 elements, which this kernel does not support.");
+      throw std::invalid_argument(std::string(name) +
+                                  " has more than 2^48 elements, which this kernel does not support.");
     }
     count *= factor;
   }

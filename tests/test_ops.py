@@ -571,7 +571,7 @@ BINDING_ERRORS = [
         id="channels-0",
     ),
     pytest.param({"num_threads": 0}, ValueError, r"num_threads must be at least 1, got 0", id="threads-0"),
-    pytest.param({"kernel": "direct_ocb99_magic"}, ValueError, r"unknown kernel 'direct_ocb99_magic'", id="kernel"),
+    pytest.param({"kernel": "direct_oc99_w1_magic"}, ValueError, r"unknown kernel 'direct_oc99_w1_magic'", id="kernel"),
     pytest.param({"stride": (1,)}, TypeError, r"incompatible function arguments", id="stride-1-tuple"),
 ]
 
@@ -598,8 +598,8 @@ def test_binding_rejects_output_sharing_input() -> None:
 
 def test_binding_lists_kernels() -> None:
     kernels = _C.supported_kernels()
-    assert "direct_ocb4_generic" in kernels
-    assert "winograd_ocb4_generic" in kernels
+    assert "direct_oc4_w12_generic" in kernels
+    assert "winograd_f2x3_oc4_w12_generic" in kernels
     assert "reference" in kernels
     assert kernels[-1] == "reference"
 
