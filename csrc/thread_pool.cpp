@@ -4,7 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
-#include <system_error>
+#include <exception>
 #include <thread>
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -53,7 +53,9 @@ int ThreadPool::grow(int thread_count) {
     const int worker = static_cast<int>(threads_.size()) + 1;
     try {
       threads_.emplace_back(&ThreadPool::worker_loop, this, worker, generation_);
-    } catch (const std::system_error&) {
+    } catch (const std::exception&) {
+      // std::system_error when the system refuses a thread, std::bad_alloc
+      // when the vector cannot grow: either way, run with fewer threads.
       break;
     }
   }
