@@ -37,7 +37,7 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
-# Errors that mean the input was wrong; they end the command with exit code 2.
+# Errors that mean the input was wrong. They end the command with exit code 2.
 USER_ERRORS: Final = (
     ValueError,
     TypeError,
@@ -149,14 +149,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _smoothing(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with one subcommand per job."""
     from fcnnzoo.training import DEFAULT_BATCH_SIZE
+    from fcnnzoo.training import DEFAULT_LABEL_SMOOTHING
     from fcnnzoo.training import DEFAULT_LR
+    from fcnnzoo.training import DEFAULT_SCHEDULE
+    from fcnnzoo.training import SCHEDULES
 
     common = _ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of a summary")
-    common.add_argument("-v", "--verbose", action="count", default=0, help="log more: -v for progress per epoch, -vv for debugging")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="log more: -v logs each epoch, -vv adds debug messages and error tracebacks")
 
     parser = _ArgumentParser(prog=PROG, description="A model zoo of convolutional image classifiers with a fused conv-ReLU-pool kernel.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -176,8 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--epochs", type=_positive_int, required=True, help="number of passes over the train split")
     train_parser.add_argument("--out", required=True, help="checkpoint folder to write; an existing checkpoint there is replaced")
     train_parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed for weights, batch order and augmentation (default: 0)")
-    train_parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help=f"examples per step (default: {DEFAULT_BATCH_SIZE})")
-    train_parser.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help=f"Adam learning rate (default: {DEFAULT_LR:g})")
+    train_parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help=f"training images per optimizer step (default: {DEFAULT_BATCH_SIZE})")
+    train_parser.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help=f"peak Adam learning rate (default: {DEFAULT_LR:g})")
+    train_parser.add_argument(
+        "--schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE, help=f"learning-rate schedule over the run (default: {DEFAULT_SCHEDULE})"
+    )
+    train_parser.add_argument(
+        "--label-smoothing",
+        type=_smoothing,
+        default=DEFAULT_LABEL_SMOOTHING,
+        help=f"label smoothing of the training loss, in [0, 1) (default: {DEFAULT_LABEL_SMOOTHING:g})",
+    )
     train_parser.add_argument(
         "--augment",
         action="append",
@@ -211,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK
 
     with _cli_logging(options.verbose), warnings.catch_warnings():
-        # The registry logs every broken plugin, so its warning would print the same news twice.
+        # The registry already logs every broken plugin, so its warning would repeat the message.
         warnings.simplefilter("ignore", PluginWarning)
         try:
             document = _COMMANDS[options.command](options)
@@ -282,6 +304,8 @@ def _run_train(options: argparse.Namespace) -> Any:
         data_dir=options.data_dir,
         batch_size=options.batch_size,
         lr=options.lr,
+        schedule=options.schedule,
+        label_smoothing=options.label_smoothing,
         seed=options.seed,
         augment=augment,
     )
@@ -423,7 +447,7 @@ class _StderrHandler(logging.StreamHandler):
 
     @stream.setter
     def stream(self, value: Any) -> None:
-        # StreamHandler assigns the stream in __init__ and setStream; the property ignores it.
+        # StreamHandler.__init__ and setStream assign the stream, which this property ignores.
         pass
 
 

@@ -27,7 +27,9 @@ from fcnnzoo.data import DatasetSplits
 from fcnnzoo.data import renormalize
 from fcnnzoo.registry import default_registry
 from fcnnzoo.training import DEFAULT_BATCH_SIZE
+from fcnnzoo.training import DEFAULT_LABEL_SMOOTHING
 from fcnnzoo.training import DEFAULT_LR
+from fcnnzoo.training import DEFAULT_SCHEDULE
 from fcnnzoo.training import check_hyperparameters
 from fcnnzoo.training import evaluate
 from fcnnzoo.training import train
@@ -55,6 +57,8 @@ def train_to_checkpoint(
     data_dir: str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     lr: float = DEFAULT_LR,
+    schedule: str = DEFAULT_SCHEDULE,
+    label_smoothing: float = DEFAULT_LABEL_SMOOTHING,
     seed: int = 0,
     augment: Sequence[tuple[str, Mapping[str, Any]]] = (),
     progress: bool | None = None,
@@ -73,7 +77,9 @@ def train_to_checkpoint(
         dataset: dataset name, as in ``fcnnzoo list datasets``.
         data_dir: folder with the dataset's files, for datasets that need them.
         batch_size: training examples per optimizer step.
-        lr: Adam learning rate.
+        lr: Adam learning rate, the peak of the schedule.
+        schedule: learning-rate schedule, ``"cosine"`` or ``"constant"``.
+        label_smoothing: label smoothing of the training loss, in ``[0, 1)``.
         seed: seed for the initial weights, the batch order and augmentation.
         augment: ``(name, keyword arguments)`` of each augmenter, applied in order.
         progress: show a progress bar; ``None`` shows it only on a terminal.
@@ -89,7 +95,9 @@ def train_to_checkpoint(
         FileExistsError: if ``out`` is a file or a non-empty folder that is
             not a checkpoint.
     """
-    check_hyperparameters(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    check_hyperparameters(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule, label_smoothing=label_smoothing
+    )
     checkpoint.check_output_folder(out)
     # Look every name up before loading data, so that a typo fails at once.
     default_registry().get("architecture", model_name)
@@ -100,7 +108,16 @@ def train_to_checkpoint(
     torch.manual_seed(seed)
     model = create_model(model_name, in_channels=splits.in_channels, num_classes=splits.num_classes)
     result = train(
-        model, splits, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augmenters=augmenters, progress=progress
+        model,
+        splits,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        schedule=schedule,
+        label_smoothing=label_smoothing,
+        seed=seed,
+        augmenters=augmenters,
+        progress=progress,
     )
 
     metrics = {
@@ -109,6 +126,8 @@ def train_to_checkpoint(
         **result.metrics(),
         "batch_size": batch_size,
         "lr": lr,
+        "schedule": schedule,
+        "label_smoothing": label_smoothing,
         "seed": seed,
         "augment": [{"name": name, "arguments": dict(arguments)} for name, arguments in augment],
     }
@@ -261,5 +280,5 @@ def _test_split_for(config: Mapping[str, Any], data_dir: str | Path | None) -> T
     std = config["normalization"]["std"]
     images, labels = splits.test.tensors
     if list(splits.mean) != list(mean) or list(splits.std) != list(std):
-        logger.warning("Dataset %r is normalized differently than checkpoint %s expects; converting the test images", name, config["path"])
+        logger.warning("Dataset %r is normalized differently than checkpoint %s expects, so the test images are converted", name, config["path"])
     return TensorDataset(renormalize(images, splits.mean, splits.std, mean, std), labels)

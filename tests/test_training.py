@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 
 import pytest
 import torch
@@ -128,7 +129,7 @@ def test_train_learns_synthetic_task(synthetic):
 
 
 def test_train_history_and_metrics(synthetic):
-    result = train(_tiny_model(), synthetic, epochs=3, batch_size=16, seed=0, progress=False)
+    result = train(_tiny_model(), synthetic, epochs=3, batch_size=16, lr=1e-3, schedule="constant", seed=0, progress=False)
     assert [record.epoch for record in result.history] == [1, 2, 3]
     assert result.epochs == 3
     last = result.history[-1]
@@ -141,6 +142,27 @@ def test_train_history_and_metrics(synthetic):
     assert metrics["params"] == count_parameters(_tiny_model())
     assert metrics["train_seconds"] > 0
     json.dumps(metrics)
+
+
+def test_train_cosine_schedule_anneals_lr(synthetic):
+    result = train(_tiny_model(), synthetic, epochs=4, batch_size=16, lr=0.01, schedule="cosine", progress=False)
+    # 64 images in batches of 16 make 4 steps per epoch and 16 in all; each record has the lr its epoch started with.
+    expected = [0.01 * (1 + math.cos(math.pi * 4 * (epoch - 1) / 16)) / 2 for epoch in range(1, 5)]
+    assert [record.lr for record in result.history] == pytest.approx(expected)
+
+
+def test_train_reports_plain_test_loss(synthetic):
+    model = _tiny_model()
+    result = train(model, synthetic, epochs=1, batch_size=16, label_smoothing=0.5, progress=False)
+    assert result.test == evaluate(model, synthetic.test)
+
+
+def test_train_label_smoothing_changes_training(synthetic):
+    smoothed = _tiny_model()
+    plain = _tiny_model()
+    train(smoothed, synthetic, epochs=1, batch_size=16, label_smoothing=0.3, progress=False)
+    train(plain, synthetic, epochs=1, batch_size=16, label_smoothing=0.0, progress=False)
+    assert not torch.equal(smoothed.block.weight, plain.block.weight)
 
 
 def test_train_without_per_epoch_evaluation(synthetic):
@@ -224,11 +246,15 @@ def test_train_rejects_augmenter_changing_shape(synthetic):
         ({"lr": "fast"}, TypeError, "got 'fast'"),
         ({"seed": -1}, ValueError, "got -1"),
         ({"seed": 2**63}, ValueError, str(2**63)),
+        ({"schedule": "linear"}, ValueError, "schedule 'linear'. Use one of constant, cosine"),
+        ({"label_smoothing": 1.0}, ValueError, "label_smoothing must be in [0, 1), got 1.0"),
+        ({"label_smoothing": -0.1}, ValueError, "got -0.1"),
+        ({"label_smoothing": "some"}, TypeError, "got 'some'"),
     ],
 )
 def test_train_rejects_bad_arguments(synthetic, arguments, error, fragment):
     options = {"epochs": 1, "batch_size": 16, "lr": 1e-3, "seed": 0, **arguments}
-    with pytest.raises(error, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(error, match=re.escape(fragment)):
         train(_tiny_model(), synthetic, progress=False, **options)
 
 
@@ -297,6 +323,8 @@ def test_train_to_checkpoint_writes_metrics(test_components, tmp_path):
     assert metrics["epochs"] == 1
     assert metrics["seed"] == 2
     assert metrics["batch_size"] == 16
+    assert metrics["schedule"] == "cosine"
+    assert metrics["label_smoothing"] == 0.1
     assert metrics["params"] == count_parameters(fcnnzoo.create_model("tiny_cnn", num_classes=2))
     config = json.loads((out / "config.json").read_text())
     assert config["classes"] == ["left", "right"]
