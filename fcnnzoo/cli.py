@@ -363,7 +363,7 @@ def _format_train(options: argparse.Namespace, metrics: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"Trained {metrics['model']} ({metrics['params']:,} parameters) on {metrics['dataset']} "
-            f"for {metrics['epochs']} epochs in {metrics['train_seconds']:.1f} s.",
+            f"for {_count(metrics['epochs'], 'epoch')} in {metrics['train_seconds']:.1f} s.",
             f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
             f"over {metrics['test_examples']} images.",
             f"Checkpoint: {metrics['checkpoint']}",
@@ -401,6 +401,10 @@ _HUMAN_FORMATTERS: Final = {
     "eval": _format_eval,
     "quantize": _format_quantize,
 }
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -8,6 +8,7 @@ parses arguments and prints these reports.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import replace
@@ -102,7 +103,7 @@ def train_to_checkpoint(
     # Look every name up before loading data, so that a typo fails at once.
     default_registry().get("architecture", model_name)
     default_registry().get("dataset", dataset)
-    augmenters = [create_augmenter(name, **dict(arguments)) for name, arguments in augment]
+    augmenters = [_build_component("augmenter", create_augmenter, name, arguments) for name, arguments in augment]
     splits = load_dataset(dataset, data_dir=data_dir)
 
     torch.manual_seed(seed)
@@ -217,7 +218,7 @@ def quantize_checkpoint(
         raise ValueError(f"The output folder {target} is the source checkpoint. Choose another --out to keep the float checkpoint.")
     checkpoint.check_output_folder(target)
     arguments = dict(arguments or {})
-    quantizer = create_quantizer(method, **arguments)
+    quantizer = _build_component("quantizer", create_quantizer, method, arguments)
 
     model = checkpoint.load(source)
     config = model.fcnnzoo_checkpoint
@@ -262,6 +263,14 @@ def quantize_checkpoint(
     }
     checkpoint.write(replace(prepared, extra_files={QUANTIZATION_REPORT_FILE: report}), target)
     return report
+
+
+def _build_component(kind: str, factory: Callable[..., Any], name: str, arguments: Mapping[str, Any]) -> Any:
+    """Call ``factory(name, **arguments)``, naming the component in a TypeError about its arguments."""
+    try:
+        return factory(name, **dict(arguments))
+    except TypeError as exc:
+        raise TypeError(f"Invalid arguments {dict(arguments)} for {kind} {name!r}: {exc}") from exc
 
 
 def _test_split_for(config: Mapping[str, Any], data_dir: str | Path | None) -> TensorDataset:

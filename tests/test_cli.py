@@ -157,7 +157,7 @@ def test_train_human_summary(test_components, tmp_path, capsys):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("Trained tiny_cnn (")
-    assert "on synthetic for 1 epochs" in lines[0]
+    assert "on synthetic for 1 epoch in " in lines[0]
     assert lines[1].startswith("Test accuracy ")
     assert lines[2] == f"Checkpoint: {(tmp_path / 't').absolute()}"
     assert err == ""
@@ -345,7 +345,46 @@ def test_augmenter_rejecting_value_exits_2(tmp_path, capsys):
 
 def test_augmenter_unknown_argument_exits_2(tmp_path, capsys):
     code, out, err = run(capsys, "train", "fcnn", "--epochs", "1", "--augment", "hflip:bogus=1", "--out", tmp_path / "x")
-    assert_usage_error(code, out, err, "bogus")
+    assert_usage_error(code, out, err, "Invalid arguments {'bogus': 1} for augmenter 'hflip'", "bogus")
+
+
+def test_quantizer_unknown_argument_exits_2(tiny_run, tmp_path, capsys):
+    source, _ = tiny_run
+    code, out, err = run(capsys, "quantize", source, "--method", "test_half:bits=4", "--out", tmp_path / "q")
+    assert_usage_error(code, out, err, "Invalid arguments {'bits': 4} for quantizer 'test_half'")
+
+
+def test_interrupt_exits_130(test_components, tmp_path, capsys, monkeypatch):
+    import fcnnzoo.workflows
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fcnnzoo.workflows, "train_to_checkpoint", interrupted)
+    code, out, err = run(capsys, "train", "tiny_cnn", "--dataset", "synthetic", "--epochs", "1", "--out", tmp_path / "x")
+    assert code == 130
+    assert out == ""
+    assert err == "fcnnzoo: error: interrupted\n"
+
+
+def test_system_error_exits_1(test_components, tmp_path, capsys, monkeypatch):
+    import fcnnzoo.workflows
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fcnnzoo.workflows, "train_to_checkpoint", disk_full)
+    code, out, err = run(capsys, "train", "tiny_cnn", "--dataset", "synthetic", "--epochs", "1", "--out", tmp_path / "x")
+    assert code == 1
+    assert out == ""
+    assert err == "fcnnzoo: error: [Errno 28] No space left on device\n"
+
+
+def test_debug_verbosity_logs_traceback(tmp_path, capsys):
+    code, _, err = run(capsys, "eval", tmp_path / "missing", "-vv")
+    assert code == 2
+    assert "Traceback" in err
+    assert err.splitlines()[-1].startswith("fcnnzoo: error: Checkpoint folder ")
 
 
 def test_train_out_is_file_exits_2(test_components, tmp_path, capsys):
@@ -471,6 +510,19 @@ def test_python_dash_m_train_then_eval(tmp_path):
     assert tampered.stdout == ""
     assert len(tampered.stderr.splitlines()) == 1
     assert "sha256" in tampered.stderr
+
+
+def test_closed_stdout_pipe_is_quiet():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fcnnzoo", "list", "plugins", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_subprocess_env(),
+    )
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=600) == 1
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
 
 
 def test_console_script(tmp_path):
