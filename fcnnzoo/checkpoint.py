@@ -443,8 +443,15 @@ def _check_config_types(config: dict[str, Any], config_path: Path) -> None:
         problems.append(f"architecture must be a string, got {config['architecture']!r}")
     if not isinstance(config["arguments"], dict):
         problems.append(f"arguments must be an object, got {config['arguments']!r}")
-    if not isinstance(config["classes"], list):
-        problems.append(f"classes must be a list, got {config['classes']!r}")
+    num_classes = config["num_classes"]
+    if not isinstance(num_classes, int) or num_classes <= 0:
+        problems.append(f"num_classes must be a positive int, got {num_classes!r}")
+    classes = config["classes"]
+    if not isinstance(classes, list) or (isinstance(num_classes, int) and len(classes) != num_classes):
+        problems.append(f"classes must be a list of num_classes={num_classes!r} names, got {classes!r}")
+    input_size = config["input_size"]
+    if not (isinstance(input_size, list) and len(input_size) == 2 and all(isinstance(side, int) and side > 0 for side in input_size)):
+        problems.append(f"input_size must be [height, width] in pixels, got {input_size!r}")
     normalization = config["normalization"]
     if not isinstance(normalization, dict) or not {"mean", "std"} <= set(normalization):
         problems.append(f"normalization must be an object with mean and std, got {normalization!r}")
@@ -452,8 +459,8 @@ def _check_config_types(config: dict[str, Any], config_path: Path) -> None:
     if quantization is not None and not (isinstance(quantization, dict) and isinstance(quantization.get("method"), str)):
         problems.append(f"quantization must be null or an object with a method name, got {quantization!r}")
     sha256 = config["weights_sha256"]
-    if not isinstance(sha256, str) or len(sha256) != 64:
-        problems.append(f"weights_sha256 must be 64 hex digits, got {sha256!r}")
+    if not isinstance(sha256, str) or len(sha256) != 64 or not set(sha256) <= set("0123456789abcdef"):
+        problems.append(f"weights_sha256 must be 64 lowercase hex digits, got {sha256!r}")
     if problems:
         raise ValueError(f"Checkpoint config {config_path} is invalid: {'. '.join(problems)}.")
 

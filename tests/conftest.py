@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +126,3 @@ def fcnn_run(tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("fcnn-digits") / "checkpoint"
     report = train_to_checkpoint("fcnn", out, epochs=FCNN_EPOCHS, dataset="digits", seed=0, progress=False)
     return {**report, "path": Path(report["checkpoint"])}
-
-
-def read_json(path: Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))

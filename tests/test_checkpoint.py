@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -261,6 +262,25 @@ def test_wrong_config_field_type_rejected(saved):
     _, path = saved
     _edit_config(path, arguments=[1, 2])
     with pytest.raises(ValueError, match=r"arguments must be an object, got \[1, 2\]"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"classes": ["a", "b"]}, "classes must be a list of num_classes=10 names, got ['a', 'b']"),
+        ({"num_classes": 0}, "num_classes must be a positive int, got 0"),
+        ({"input_size": [28]}, "input_size must be [height, width] in pixels, got [28]"),
+        ({"normalization": {"mean": [0.0]}}, "normalization must be an object with mean and std"),
+        ({"quantization": {"arguments": {}}}, "quantization must be null or an object with a method name"),
+        ({"weights_sha256": "abc"}, "weights_sha256 must be 64 lowercase hex digits, got 'abc'"),
+        ({"weights_sha256": "z" * 64}, "weights_sha256 must be 64 lowercase hex digits"),
+    ],
+)
+def test_invalid_config_values_rejected(saved, changes, fragment):
+    _, path = saved
+    _edit_config(path, **changes)
+    with pytest.raises(ValueError, match=re.escape(fragment)):
         checkpoint.load(path)
 
 
