@@ -322,7 +322,7 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         )
     missing = [name for name in _REQUIRED_FIELDS if name not in config]
     if missing:
-        raise ValueError(f"Checkpoint config {config_path} lacks the fields {missing}.")
+        raise ValueError(f"Checkpoint config {config_path} is missing the fields {missing}.")
     _check_config_types(config, config_path)
     return config
 

@@ -254,7 +254,7 @@ def test_missing_config_field_rejected(saved):
     config = json.loads((path / "config.json").read_text())
     del config["architecture"]
     (path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"lacks the fields \['architecture'\]"):
+    with pytest.raises(ValueError, match=r"is missing the fields \['architecture'\]"):
         checkpoint.load(path)
 
 
