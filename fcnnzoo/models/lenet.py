@@ -8,6 +8,7 @@ from torch import nn
 from fcnnzoo.models.arguments import check_image_batch
 from fcnnzoo.models.arguments import check_input_size
 from fcnnzoo.models.arguments import check_positive_int
+from fcnnzoo.models.initialization import init_weights_for_relu
 from fcnnzoo.models.shapes import conv_output_size
 from fcnnzoo.models.shapes import pool_output_size
 from fcnnzoo.nn import ConvReLUPool
@@ -72,6 +73,12 @@ class LeNet5(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(hidden2, num_classes),
         )
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw new weights with :func:`~fcnnzoo.models.initialization.init_weights_for_relu`."""
+        init_weights_for_relu(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_batch("lenet5", x)
