@@ -5,14 +5,15 @@ An augmenter transforms a float ``(N, C, H, W)`` batch in two steps:
 samples to change and each one's own parameters), and :meth:`Augmenter.apply`
 applies given parameters without drawing anything. Calling the augmenter runs
 both. Keeping the steps apart lets a test or a composed pipeline apply
-known parameters, and makes the random stream depend only on the batch size,
-not on the images.
+known parameters, and makes the values drawn depend only on the batch shape,
+not on the pixel values.
 """
 
 from __future__ import annotations
 
 from typing import Any
 from typing import ClassVar
+from typing import Final
 
 import torch
 
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 # A seed must fit the 64 bits that torch.Generator.manual_seed accepts.
-MAX_SEED = 2**64 - 1
+MAX_SEED: Final = 2**64 - 1
 
 Parameters = dict[str, torch.Tensor]
 
