@@ -14,10 +14,12 @@
 namespace fcnnzoo {
 namespace {
 
-// Below this many vector multiply-adds per thread, waking another thread
-// costs more than it saves, because a condition-variable wake-up takes
-// several microseconds. An estimate, not tuned per machine.
-constexpr int64_t kMinVectorFmasPerThread = 16384;
+// Below this many vector multiply-adds per thread (about 100 us of work),
+// waking another thread costs more than it saves. On the 2-core KVM guest
+// this was developed on, a sleeping worker took tens of microseconds to join,
+// and a second thread started to pay off between 150 and 250 us of
+// single-thread work. Other machines may differ, so this is an estimate.
+constexpr int64_t kMinVectorFmasPerThread = 262144;
 
 // Per-task buffers larger than this many floats (256 KiB) would crowd the
 // caches, so such tasks are split into more row groups.
@@ -189,8 +191,13 @@ void run_winograd(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes
   allocate_scratch(plan, threads, lanes, memory);
 
   // Blocks vary fastest, so consecutive tasks share their input transforms.
+  // A chunk holds all blocks of one row group when there are enough row
+  // groups to balance the threads, so no two workers transform the same one.
   const int64_t task_count = planes * plan.row_group_count;
-  const int64_t chunk_size = std::max<int64_t>(1, task_count / (8 * static_cast<int64_t>(threads)));
+  const int64_t row_group_tasks = shape.batch * plan.row_group_count;
+  const int64_t chunk_size = row_group_tasks >= 4 * static_cast<int64_t>(threads)
+                                 ? block_count
+                                 : std::max<int64_t>(1, task_count / (4 * static_cast<int64_t>(threads)));
   ThreadPool::instance().run(threads, task_count, chunk_size, isa.winograd_tasks, &plan);
 }
 

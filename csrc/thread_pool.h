@@ -22,6 +22,9 @@ class ThreadPool {
   // Upper bound on thread_count; larger requests are clamped to it.
   static constexpr int kMaxThreads = 256;
 
+  // How long run() polls for the workers' last chunks before it sleeps.
+  static constexpr int kMaxPollMicroseconds = 200;
+
   // The process-wide pool. A child process created by fork() gets a new,
   // empty pool, because the parent's threads do not exist in the child.
   static ThreadPool& instance();
@@ -70,7 +73,8 @@ class ThreadPool {
   uint64_t generation_ = 0;
   Job* job_ = nullptr;
   bool job_open_ = false;
-  int joined_workers_ = 0;
+  // Changed under mutex_, but run() also polls it without the lock.
+  std::atomic<int> joined_workers_{0};
 };
 
 }  // namespace fcnnzoo
