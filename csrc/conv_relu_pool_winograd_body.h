@@ -17,13 +17,14 @@
 // tiles start at even rows and columns, so each tile is exactly one pooling
 // window and is reduced to one pooled value right after A^T [.] A.
 //
-// Per task (image, row group, channel block): the image is copied into
-// channels-last order with zero padding (cached per worker); the 4x4 patches
-// of the task's tiles are transformed into [frequency][tile][channel]
-// (cached per worker and shared by the channel blocks of one row group);
-// then for each of the 16 frequencies the products are summed over the
-// input channels, kLanes output channels per vector, as in the direct
-// kernel's tiles; last, the output transform, bias, max and ReLU give the
+// A task covers one image, one row group and one channel block, in four
+// steps. First, the image is copied into channels-last order with zero
+// padding, and the copy is cached per worker. Second, the 4x4 patches of the
+// task's tiles are transformed into [frequency][tile][channel]; the result
+// is cached per worker and shared by the channel blocks of one row group.
+// Third, for each of the 16 frequencies, the products are summed over the
+// input channels, kLanes output channels per vector, like the direct
+// kernel's tiles. Last, the output transform, bias, max and ReLU give the
 // pooled values.
 //
 // The transforms subtract values, so an infinite input can turn an output

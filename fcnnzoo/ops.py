@@ -252,9 +252,10 @@ def conv_relu_pool(
 
     The result equals ``F.max_pool2d(F.relu(F.conv2d(x, weight, bias,
     stride, padding)), pool_kernel, pool_stride, ceil_mode=ceil_mode)``,
-    NaN included. Float32 CPU tensors run on the fused C++ kernel with
-    ``torch.get_num_threads()`` threads, unless autograd has to record the
-    call (grad mode on and an input requires grad). Everything else (other
+    NaN included. Float32 CPU tensors run on the fused C++ kernel with up
+    to ``torch.get_num_threads()`` threads (fewer when the work is too small
+    to split), unless autograd has to record the call (grad mode on and an
+    input requires grad). Everything else (other
     dtypes and devices, autograd) runs the PyTorch composite. Inputs of any
     memory format are accepted; the kernel reads a contiguous NCHW copy when
     they are not contiguous already.
