@@ -9,7 +9,7 @@ from torch import nn
 
 from fcnnzoo import ops
 
-__all__ = ["ConvReLUPool", "set_fused"]
+__all__ = ["ConvReLUPool", "ConvReLUPoolMixin", "set_fused"]
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -20,7 +20,46 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
 
 
-class ConvReLUPool(nn.Module):
+class ConvReLUPoolMixin:
+    """Running and describing a conv-ReLU-pool layer from its settings.
+
+    Shared by :class:`ConvReLUPool` and the quantized layers built from it, so
+    both honour ``fused`` and the op's arguments in the same way.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    pool_kernel: tuple[int, int]
+    pool_stride: tuple[int, int]
+    ceil_mode: bool
+    fused: bool
+
+    def run_conv_relu_pool(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Apply the layer's op to ``x``: the fused kernel if ``fused``, else the PyTorch composite."""
+        arguments = dict(
+            stride=self.stride,
+            padding=self.padding,
+            pool_kernel=self.pool_kernel,
+            pool_stride=self.pool_stride,
+            ceil_mode=self.ceil_mode,
+        )
+        if self.fused:
+            return ops.conv_relu_pool(x, weight, bias, **arguments)
+        return ops.conv_relu_pool_reference(x, weight, bias, **arguments)
+
+    def describe_settings(self, has_bias: bool) -> str:
+        """Format the settings as ``extra_repr`` shows them."""
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, bias={has_bias}, pool_kernel={self.pool_kernel}, "
+            f"pool_stride={self.pool_stride}, ceil_mode={self.ceil_mode}, fused={self.fused}"
+        )
+
+
+class ConvReLUPool(ConvReLUPoolMixin, nn.Module):
     """``Conv2d`` followed by ``ReLU`` and ``MaxPool2d``, as one layer.
 
     The parameters are named and shaped exactly as in ``nn.Conv2d``
@@ -94,28 +133,15 @@ class ConvReLUPool(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arguments = dict(
-            stride=self.stride,
-            padding=self.padding,
-            pool_kernel=self.pool_kernel,
-            pool_stride=self.pool_stride,
-            ceil_mode=self.ceil_mode,
-        )
-        if self.fused:
-            return ops.conv_relu_pool(x, self.weight, self.bias, **arguments)
-        return ops.conv_relu_pool_reference(x, self.weight, self.bias, **arguments)
+        return self.run_conv_relu_pool(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, bias={self.bias is not None}, pool_kernel={self.pool_kernel}, "
-            f"pool_stride={self.pool_stride}, ceil_mode={self.ceil_mode}, fused={self.fused}"
-        )
+        return self.describe_settings(has_bias=self.bias is not None)
 
 
 def set_fused(model: nn.Module, fused: bool) -> nn.Module:
-    """Switch every ``ConvReLUPool`` in ``model`` to the fused kernel or to the composite, in place."""
+    """Switch every conv-ReLU-pool layer in ``model``, quantized ones included, to the fused kernel or to the composite, in place."""
     for module in model.modules():
-        if isinstance(module, ConvReLUPool):
+        if isinstance(module, ConvReLUPoolMixin):
             module.fused = bool(fused)
     return model

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnnzoo import ops
 from fcnnzoo.nn import ConvReLUPool
+from fcnnzoo.nn import ConvReLUPoolMixin
 
 __all__ = [
     "QuantizedConv2d",
@@ -113,7 +113,7 @@ class _QuantizedWeightLayer(nn.Module):
         return weight, bias
 
 
-class QuantizedConvReLUPool(_QuantizedWeightLayer):
+class QuantizedConvReLUPool(ConvReLUPoolMixin, _QuantizedWeightLayer):
     """A :class:`~fcnnzoo.nn.ConvReLUPool` with an int8 weight, run on the same fused op.
 
     Build it with :meth:`from_float`. ``fused`` chooses between
@@ -140,23 +140,10 @@ class QuantizedConvReLUPool(_QuantizedWeightLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.dequantize_parameters(x)
-        arguments = dict(
-            stride=self.stride,
-            padding=self.padding,
-            pool_kernel=self.pool_kernel,
-            pool_stride=self.pool_stride,
-            ceil_mode=self.ceil_mode,
-        )
-        if self.fused:
-            return ops.conv_relu_pool(x, weight, bias, **arguments)
-        return ops.conv_relu_pool_reference(x, weight, bias, **arguments)
+        return self.run_conv_relu_pool(x, weight, bias)
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, bias={self.bias is not None}, pool_kernel={self.pool_kernel}, "
-            f"pool_stride={self.pool_stride}, ceil_mode={self.ceil_mode}, fused={self.fused}, weight=int8"
-        )
+        return f"{self.describe_settings(has_bias=self.bias is not None)}, weight=int8"
 
 
 class QuantizedConv2d(_QuantizedWeightLayer):

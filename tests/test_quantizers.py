@@ -267,6 +267,17 @@ def test_quantized_fused_matches_composite(name):
         torch.testing.assert_close(fused(x), composite(x), rtol=1e-4, atol=1e-5)
 
 
+def test_set_fused_reaches_quantized_layers():
+    from fcnnzoo.nn import set_fused
+
+    model = quantize(fcnnzoo.create_model("fcnn", fused=True))
+    layers = [m for m in model.modules() if isinstance(m, QuantizedConvReLUPool)]
+    assert len(layers) == 2
+    set_fused(model, False)
+    assert not any(layer.fused for layer in layers)
+    assert "fused=False, weight=int8" in repr(layers[0])
+
+
 @pytest.mark.parametrize("name", BUILTIN_ARCHITECTURES)
 def test_state_dict_round_trip_into_fresh_model(name):
     torch.manual_seed(0)
