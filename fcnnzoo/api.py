@@ -7,6 +7,7 @@ plugin.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -35,6 +36,32 @@ __all__ = [
     "save",
     "unregister_plugin",
 ]
+
+
+def _check_arguments(kind: str, name: str, factory: Any, arguments: dict[str, Any]) -> None:
+    """Raise TypeError naming any keyword argument that ``factory`` does not accept.
+
+    Factories whose signature cannot be read, or that take ``**kwargs``, are
+    left to raise their own errors.
+    """
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return
+    accepted = [
+        parameter.name
+        for parameter in parameters
+        if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    unknown = [key for key in arguments if key not in accepted]
+    if unknown:
+        choices = ", ".join(accepted) if accepted else "none"
+        raise TypeError(
+            f"The {kind} {name!r} does not accept the argument {', '.join(repr(key) for key in unknown)}. "
+            f"Accepted arguments: {choices}."
+        )
 
 
 def create_model(
@@ -71,6 +98,7 @@ def create_model(
         "num_classes": spec.num_classes if num_classes is None else num_classes,
         **kwargs,
     }
+    _check_arguments("architecture", name, spec.factory, arguments)
     model = spec.factory(**arguments)
     set_fused(model, fused)
     # An input_size argument (an int means a square) overrides the spec's default.
@@ -117,7 +145,9 @@ def create_augmenter(name: str, **kwargs: Any) -> Any:
     Raises:
         ValueError: if ``name`` is not registered.
     """
-    return default_registry().get("augmenter", name).factory(**kwargs)
+    spec = default_registry().get("augmenter", name)
+    _check_arguments("augmenter", name, spec.factory, kwargs)
+    return spec.factory(**kwargs)
 
 
 def list_augmenters(pattern: str | None = None) -> list[str]:
@@ -131,7 +161,9 @@ def create_quantizer(name: str, **kwargs: Any) -> Any:
     Raises:
         ValueError: if ``name`` is not registered.
     """
-    return default_registry().get("quantizer", name).factory(**kwargs)
+    spec = default_registry().get("quantizer", name)
+    _check_arguments("quantizer", name, spec.factory, kwargs)
+    return spec.factory(**kwargs)
 
 
 def list_quantizers(pattern: str | None = None) -> list[str]:
@@ -145,7 +177,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs: Any) -
     Raises:
         ValueError: if ``name`` is not registered or its files are invalid.
     """
-    return default_registry().get("dataset", name).factory(data_dir=data_dir, **kwargs)
+    spec = default_registry().get("dataset", name)
+    _check_arguments("dataset", name, spec.factory, {"data_dir": data_dir, **kwargs})
+    return spec.factory(data_dir=data_dir, **kwargs)
 
 
 def list_datasets(pattern: str | None = None) -> list[str]:

@@ -409,7 +409,7 @@ def _read_verified_weights(folder: Path, config: dict[str, Any]) -> dict[str, to
     expected = config["weights_sha256"]
     if actual != expected:
         raise ValueError(
-            f"weights file {weights_path} has sha256 {actual} but config.json records {expected}: "
+            f"Weights file {weights_path} has sha256 {actual} but config.json records {expected}: "
             "the file was modified or corrupted; retrain or restore it."
         )
     try:

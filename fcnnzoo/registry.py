@@ -177,11 +177,17 @@ class Registry:
         self._add(plugin, entry_point.name, "entry point", distribution, version, strict_errors=False)
 
     def _report_broken(self, name: str, source: str, exc: BaseException, distribution: str | None, version: str | None) -> None:
-        reason = _one_line(exc)
+        # A PluginError already names the plugin and the hook, so it is shown as it is.
+        if isinstance(exc, PluginError):
+            reason = " ".join(str(exc).split())
+            problem = reason
+        else:
+            reason = _one_line(exc)
+            problem = f"Plugin {name!r} failed to load: {reason}"
         self._infos[name] = PluginInfo(name=name, source=source, status="broken", distribution=distribution, version=version, error=reason)
         if _strict_mode():
-            raise PluginError(f"Plugin {name!r} failed to load: {reason}. Fix or uninstall the plugin, or unset {STRICT_ENV} to skip it with a warning.") from exc
-        message = f"Skipped plugin {name!r} because it failed to load: {reason}"
+            raise PluginError(f"{problem.rstrip('.')}. Fix or uninstall the plugin, or unset {STRICT_ENV} to skip it with a warning.") from exc
+        message = f"Skipped a broken plugin. {problem}"
         logger.warning(message)
         warnings.warn(message, PluginWarning, stacklevel=2)
 

@@ -257,7 +257,7 @@ def test_broken_plugin_skipped_with_warning(plugin_dir, monkeypatch):
     _install_fake_distribution(plugin_dir, "fcnnzoo-mixed", {"good": good, "broken": broken})
 
     registry = Registry(builtin_plugins=(), entry_point_group="test_fcnnzoo_group")
-    with pytest.warns(PluginWarning, match=r"Skipped plugin 'broken' because it failed to load: ImportError: needs the missing package foo"):
+    with pytest.warns(PluginWarning, match=r"Skipped a broken plugin\. Plugin 'broken' failed to load: ImportError: needs the missing package foo"):
         names = [spec.name for spec in registry.specs("architecture")]
     assert names == ["survivor"]
     infos = {info.name: info for info in registry.plugins()}
@@ -319,3 +319,18 @@ def test_broken_builtin_module_reported(monkeypatch):
     with pytest.warns(PluginWarning, match="'fcnnzoo.builtin.no_such_module'.*ModuleNotFoundError"):
         plugins = registry.plugins()
     assert plugins[0].status == "broken"
+
+
+def test_unknown_model_argument_named():
+    with pytest.raises(TypeError, match=r"The architecture 'fcnn' does not accept the argument 'depht'\. Accepted arguments: .*depth"):
+        fcnnzoo.create_model("fcnn", depht=3)
+
+
+def test_unknown_augmenter_argument_named():
+    with pytest.raises(TypeError, match=r"The augmenter 'hflip' does not accept the argument 'foo'\. Accepted arguments: p, seed\."):
+        fcnnzoo.create_augmenter("hflip", foo=1)
+
+
+def test_unknown_quantizer_argument_named():
+    with pytest.raises(TypeError, match=r"The quantizer 'int8_weight_only' does not accept the argument 'bits'\. Accepted arguments: none\."):
+        fcnnzoo.create_quantizer("int8_weight_only", bits=4)
