@@ -86,9 +86,12 @@ def test_digits_loads_identically_twice(digits):
     assert again.std == digits.std
 
 
-def test_digits_ignores_data_dir(digits, tmp_path):
-    splits = fcnnzoo.load_dataset("digits", data_dir=tmp_path / "does-not-exist")
+def test_digits_ignores_data_dir(digits, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="fcnnzoo.builtin.datasets"):
+        splits = fcnnzoo.load_dataset("digits", data_dir=tmp_path / "does-not-exist")
     assert torch.equal(splits.test.tensors[0], digits.test.tensors[0])
+    assert "data_dir=" in caplog.text
+    assert "is ignored" in caplog.text
 
 
 # -- resize_images -----------------------------------------------------------

@@ -45,7 +45,7 @@ def load_digits_splits(data_dir: str | Path | None = None):
     from fcnnzoo.data import resize_images
 
     if data_dir is not None:
-        logger.info("Dataset 'digits' is bundled with scikit-learn and ignores data_dir=%s", data_dir)
+        logger.warning("Dataset 'digits' is bundled with scikit-learn, so data_dir=%s is ignored.", data_dir)
 
     bunch = load_digits()
     images = torch.from_numpy(bunch.images).to(torch.float32).unsqueeze(1) / DIGITS_MAX_PIXEL
