@@ -76,9 +76,9 @@ class ConvReLUPool(ConvReLUPoolMixin, nn.Module):
         pool_stride: max-pool stride; defaults to ``pool_kernel``.
         ceil_mode: round the pooled size up instead of down.
         fused: run on the fused C++ kernel where it applies, which is for
-            float32 CPU tensors when autograd records nothing (for example
-            under ``torch.no_grad()``). Other calls, and every call with
-            ``False``, run the PyTorch composite.
+            float32 CPU tensors, in inference and in training (the op has a
+            registered backward). Other calls, and every call with ``False``,
+            run the PyTorch composite.
 
     Raises:
         ValueError: if a channel count, kernel size, stride or pool size is

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -193,19 +194,14 @@ def _check_arguments(x: object, weight: object, bias: object) -> None:
 
 
 def _runs_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """Return whether the C++ kernel can compute this call.
+    """Return whether the fused op can compute this call.
 
-    The kernel has no backward pass yet, so a call that autograd must record
-    runs the composite. Called after _check_arguments, so the dtypes and
-    devices of the three tensors already agree.
+    Called after _check_arguments, so the dtypes and devices of the three
+    tensors already agree.
     """
     if x.dtype is not torch.float32 or not x.is_cpu or x.layout is not torch.strided:
         return False
-    if weight.layout is not torch.strided or (bias is not None and bias.layout is not torch.strided):
-        return False
-    if torch.is_grad_enabled():
-        return not (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
-    return True
+    return weight.layout is torch.strided and (bias is None or bias.layout is torch.strided)
 
 
 def _as_array(tensor: torch.Tensor) -> np.ndarray:
@@ -252,11 +248,12 @@ def conv_relu_pool(
 
     The result equals ``F.max_pool2d(F.relu(F.conv2d(x, weight, bias,
     stride, padding)), pool_kernel, pool_stride, ceil_mode=ceil_mode)``,
-    NaN included. Float32 CPU tensors run on the fused C++ kernel with up
-    to ``torch.get_num_threads()`` threads (fewer when the work is too small
-    to split), unless autograd has to record the call (grad mode on and an
-    input requires grad). Everything else (other
-    dtypes and devices, autograd) runs the PyTorch composite. Inputs of any
+    NaN included. Float32 CPU tensors run the custom op
+    ``torch.ops.fcnnzoo.conv_relu_pool``: the fused C++ kernel with up to
+    ``torch.get_num_threads()`` threads (fewer when the work is too small to
+    split), with a registered backward, a fake implementation for
+    ``torch.compile`` and ``torch.export``, and gradients equal to the
+    composite's. Other dtypes and devices run the PyTorch composite. Inputs of any
     memory format are accepted; the kernel reads a contiguous NCHW copy when
     they are not contiguous already.
 
@@ -298,7 +295,8 @@ def conv_relu_pool(
     )
 
     if not _runs_fused(x, weight, bias):
-        if logger.isEnabledFor(logging.DEBUG):
+        # Dynamo cannot trace logger calls, so a compiled graph logs nothing here.
+        if not torch.compiler.is_compiling() and logger.isEnabledFor(logging.DEBUG):
             logger.debug("conv_relu_pool: PyTorch composite for %s %s on %s", x.dtype, tuple(x.shape), x.device)
         return conv_relu_pool_reference(
             x,
@@ -311,6 +309,44 @@ def conv_relu_pool(
             ceil_mode=bool(ceil_mode),
         )
 
+    return torch.ops.fcnnzoo.conv_relu_pool(
+        x,
+        weight,
+        bias,
+        list(stride_hw),
+        list(padding_hw),
+        list(pool_kernel_hw),
+        list(pool_stride_hw),
+        bool(ceil_mode),
+    )
+
+
+# The custom ops below take validated, normalized arguments: public callers go
+# through conv_relu_pool, which checks them and sends other dtypes and devices
+# to the composite.
+
+
+@torch.library.custom_op("fcnnzoo::conv_relu_pool", mutates_args=())
+def _conv_relu_pool_op(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    pool_kernel: list[int],
+    pool_stride: list[int],
+    ceil_mode: bool,
+) -> torch.Tensor:
+    """Run the fused C++ forward kernel on float32 CPU tensors."""
+    pooled_hw = _pooled_size(
+        (x.shape[2], x.shape[3]),
+        (weight.shape[2], weight.shape[3]),
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+        _pair(pool_kernel, "pool_kernel"),
+        _pair(pool_stride, "pool_stride"),
+        ceil_mode,
+    )
     output = torch.empty((x.shape[0], weight.shape[0], *pooled_hw), dtype=torch.float32)
     if x.shape[0] == 0:
         return output
@@ -318,11 +354,11 @@ def conv_relu_pool(
         kernel = _C.select_kernel(
             tuple(x.shape),
             tuple(weight.shape),
-            stride=stride_hw,
-            padding=padding_hw,
-            pool_kernel=pool_kernel_hw,
-            pool_stride=pool_stride_hw,
-            ceil_mode=bool(ceil_mode),
+            stride=tuple(stride),
+            padding=tuple(padding),
+            pool_kernel=tuple(pool_kernel),
+            pool_stride=tuple(pool_stride),
+            ceil_mode=ceil_mode,
         )
         logger.debug("conv_relu_pool: fused kernel %s for %s", kernel, tuple(x.shape))
     _C.conv_relu_pool_forward(
@@ -330,11 +366,122 @@ def conv_relu_pool(
         _as_array(weight),
         None if bias is None else _as_array(bias),
         output.numpy(),
-        stride=stride_hw,
-        padding=padding_hw,
-        pool_kernel=pool_kernel_hw,
-        pool_stride=pool_stride_hw,
-        ceil_mode=bool(ceil_mode),
+        stride=tuple(stride),
+        padding=tuple(padding),
+        pool_kernel=tuple(pool_kernel),
+        pool_stride=tuple(pool_stride),
+        ceil_mode=ceil_mode,
         num_threads=torch.get_num_threads(),
     )
     return output
+
+
+@_conv_relu_pool_op.register_fake
+def _conv_relu_pool_fake(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    pool_kernel: list[int],
+    pool_stride: list[int],
+    ceil_mode: bool,
+) -> torch.Tensor:
+    pooled_hw = _pooled_size(
+        (x.shape[2], x.shape[3]),
+        (weight.shape[2], weight.shape[3]),
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+        _pair(pool_kernel, "pool_kernel"),
+        _pair(pool_stride, "pool_stride"),
+        ceil_mode,
+    )
+    return x.new_empty((x.shape[0], weight.shape[0], *pooled_hw))
+
+
+@torch.library.custom_op("fcnnzoo::conv_relu_pool_backward", mutates_args=())
+def _conv_relu_pool_backward_op(
+    grad_output: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    pool_kernel: list[int],
+    pool_stride: list[int],
+    ceil_mode: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return the gradients of x, weight and bias (zeros of shape (out_channels,) without a bias).
+
+    The gradient of the convolution output goes, for each pool window, to the
+    window's first maximum of relu(conv), as max_pool2d's backward picks it,
+    and only where that conv value is positive, as relu's backward masks it.
+    So the result equals the composite's gradient, ties and zeros included.
+    """
+    # TODO: the forward kernel does not yet store the winning position inside
+    # each pool window (a uint8 tensor beside the pooled output would do), so
+    # this recomputes the convolution to find it. Storing it would save one
+    # convolution per training step.
+    grad_output = grad_output.contiguous()
+    conv = F.conv2d(x, weight, bias, stride, padding)
+    activated = torch.relu(conv)
+    _, indices = torch.ops.aten.max_pool2d_with_indices(activated, pool_kernel, pool_stride, [0, 0], [1, 1], ceil_mode)
+    grad_activated = torch.ops.aten.max_pool2d_with_indices_backward(
+        grad_output, activated, pool_kernel, pool_stride, [0, 0], [1, 1], ceil_mode, indices
+    )
+    grad_conv = torch.ops.aten.threshold_backward(grad_activated, activated, 0)
+    grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+        grad_conv,
+        x,
+        weight,
+        [weight.shape[0]],
+        stride,
+        padding,
+        [1, 1],
+        False,
+        [0, 0],
+        1,
+        [True, True, True],
+    )
+    return grad_x, grad_weight, grad_bias
+
+
+@_conv_relu_pool_backward_op.register_fake
+def _conv_relu_pool_backward_fake(
+    grad_output: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    pool_kernel: list[int],
+    pool_stride: list[int],
+    ceil_mode: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.empty_like(x), torch.empty_like(weight), weight.new_empty((weight.shape[0],))
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    x, weight, bias, stride, padding, pool_kernel, pool_stride, ceil_mode = inputs
+    ctx.save_for_backward(x, weight, bias)
+    ctx.arguments = (stride, padding, pool_kernel, pool_stride, ceil_mode)
+
+
+def _backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    x, weight, bias = ctx.saved_tensors
+    grad_x, grad_weight, grad_bias = torch.ops.fcnnzoo.conv_relu_pool_backward(
+        grad_output, x, weight, bias, *ctx.arguments
+    )
+    return (
+        grad_x if ctx.needs_input_grad[0] else None,
+        grad_weight if ctx.needs_input_grad[1] else None,
+        grad_bias if bias is not None and ctx.needs_input_grad[2] else None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+_conv_relu_pool_op.register_autograd(_backward, setup_context=_setup_context)
