@@ -8,7 +8,7 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
 RUN_DIR ?= runs/fcnn
 
-.PHONY: install train test bench clean
+.PHONY: install train test native-test bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest benchmarks --benchmark-disable -q
+
+# The C++ kernel tests under AddressSanitizer and UndefinedBehaviorSanitizer,
+# once per instruction-set level; needs cmake and a compiler, not the venv.
+native-test:
+	scripts/native-tests.sh build/native-tests
 
 bench: $(STAMP)
 	mkdir -p runs

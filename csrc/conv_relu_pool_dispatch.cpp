@@ -1,4 +1,5 @@
 // The one place that chooses a kernel variant for the running CPU and shape.
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -29,6 +30,57 @@ const ConvReluPoolKernel kKernels[] = {
     {"reference", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_reference},
 };
 
+// Instruction-set levels, ordered so that a level may run every variant of
+// the levels below it.
+enum class IsaLevel { kDefault = 0, kAvx2 = 1, kAvx512 = 2 };
+
+IsaLevel kernel_level(const ConvReluPoolKernel& kernel) {
+  if (kernel.is_supported == cpu_supports_avx512f) {
+    return IsaLevel::kAvx512;
+  }
+  if (kernel.is_supported == cpu_supports_avx2_fma) {
+    return IsaLevel::kAvx2;
+  }
+  return IsaLevel::kDefault;
+}
+
+// The highest level the variants may use: the one FCNNZOO_CPU_CAPABILITY
+// names, or the widest one when it is unset or empty. Throws
+// std::invalid_argument if the value is unknown or names instructions this
+// CPU lacks, so that a test never passes on a level it did not run.
+IsaLevel read_capability_limit() {
+  const char* value = std::getenv("FCNNZOO_CPU_CAPABILITY");
+  const std::string text = value != nullptr ? value : "";
+  if (text.empty()) {
+    return IsaLevel::kAvx512;
+  }
+  if (text == "default") {
+    return IsaLevel::kDefault;
+  }
+  if (text == "avx2" || text == "avx512") {
+    const bool avx512 = text == "avx512";
+    if (!(avx512 ? cpu_supports_avx512f() : cpu_supports_avx2_fma())) {
+      throw std::invalid_argument("FCNNZOO_CPU_CAPABILITY is '" + text + "', but this CPU lacks the " +
+                                  (avx512 ? "AVX-512F" : "AVX2 and FMA") +
+                                  " instructions; unset it or choose a level the CPU supports.");
+    }
+    return avx512 ? IsaLevel::kAvx512 : IsaLevel::kAvx2;
+  }
+  throw std::invalid_argument("FCNNZOO_CPU_CAPABILITY is '" + text +
+                              "'; expected one of: avx512, avx2, default, or unset for the widest level.");
+}
+
+// Reads the environment once per process. An invalid value is reported on
+// every call, because a static whose initializer throws stays uninitialized.
+IsaLevel capability_limit() {
+  static const IsaLevel limit = read_capability_limit();
+  return limit;
+}
+
+bool is_enabled(const ConvReluPoolKernel& kernel) {
+  return kernel.is_supported() && kernel_level(kernel) <= capability_limit();
+}
+
 bool supports(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes) {
   return kernel.supports == nullptr || kernel.supports(shape, sizes);
 }
@@ -42,7 +94,7 @@ bool prefers(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& shape, c
 std::vector<std::string> supported_kernel_names() {
   std::vector<std::string> names;
   for (const ConvReluPoolKernel& kernel : kKernels) {
-    if (kernel.is_supported()) {
+    if (is_enabled(kernel)) {
       names.emplace_back(kernel.name);
     }
   }
@@ -53,7 +105,7 @@ const ConvReluPoolKernel& find_kernel(const std::string& name, const ConvReluPoo
                                       const ConvReluPoolSizes& sizes) {
   if (name.empty()) {
     for (const ConvReluPoolKernel& kernel : kKernels) {
-      if (kernel.is_supported() && supports(kernel, shape, sizes) && prefers(kernel, shape, sizes)) {
+      if (is_enabled(kernel) && supports(kernel, shape, sizes) && prefers(kernel, shape, sizes)) {
         return kernel;
       }
     }
@@ -64,9 +116,10 @@ const ConvReluPoolKernel& find_kernel(const std::string& name, const ConvReluPoo
     if (name != kernel.name) {
       continue;
     }
-    if (!kernel.is_supported()) {
-      throw std::invalid_argument("kernel '" + name + "' needs instructions this CPU lacks; use one of the names " +
-                                  "that supported_kernels() returns.");
+    if (!is_enabled(kernel)) {
+      throw std::invalid_argument("kernel '" + name + "' needs instructions this CPU lacks or that " +
+                                  "FCNNZOO_CPU_CAPABILITY excludes; use one of the names that " +
+                                  "supported_kernels() returns.");
     }
     if (!supports(kernel, shape, sizes)) {
       throw std::invalid_argument("kernel '" + name + "' does not support this shape; it needs " +
