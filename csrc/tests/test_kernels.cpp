@@ -170,7 +170,12 @@ void check_variant(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& sh
   for (size_t i = 0; i < output.size(); ++i) {
     const double want = expected.values[i];
     const double got = output[i];
-    const bool same = std::isnan(want) ? std::isnan(got) : std::abs(got - want) <= tolerance * (1.0 + std::abs(want));
+    bool same = std::abs(got - want) <= tolerance * (1.0 + std::abs(want));
+    if (std::isnan(want)) {
+      same = std::isnan(got);
+    } else if (std::isinf(want)) {
+      same = got == want;
+    }
     ++g_checks;
     if (!same) {
       fail(where + ": output element " + std::to_string(i) + " is " + std::to_string(got) + ", expected " +
@@ -182,7 +187,7 @@ void check_variant(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& sh
 
 // Checks one shape on every variant that accepts it, with one and two
 // threads. Returns the number of variants that ran.
-int check_shape(const ConvReluPoolShape& shape, bool has_bias, std::mt19937& random, bool with_nan) {
+int check_shape(const ConvReluPoolShape& shape, bool has_bias, std::mt19937& random, bool with_special_values) {
   const ConvReluPoolSizes sizes = fcnnzoo::validate_shape(shape);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<float> input(static_cast<size_t>(shape.batch * shape.in_channels * shape.in_height * shape.in_width));
@@ -198,8 +203,10 @@ int check_shape(const ConvReluPoolShape& shape, bool has_bias, std::mt19937& ran
   for (float& value : bias) {
     value = 0.5f * uniform(random);
   }
-  if (with_nan && !input.empty()) {
+  if (with_special_values && !input.empty()) {
     input[random() % input.size()] = std::numeric_limits<float>::quiet_NaN();
+    input[random() % input.size()] = std::numeric_limits<float>::infinity();
+    input[random() % input.size()] = -std::numeric_limits<float>::infinity();
   }
 
   const Expected expected = naive_forward(shape, input, weight, has_bias ? bias.data() : nullptr);
@@ -376,7 +383,8 @@ int main() {
   }
 
   // Edge cases: the reference network's layers, a 1x1 output, a single
-  // input pixel with padding, a batch of zero, and a NaN in the input.
+  // input pixel with padding, a batch of zero, and then inputs that contain
+  // a NaN, an infinity and a negative infinity.
   const ConvReluPoolShape edge_shapes[] = {
       winograd_shape(4, 1, 28, 28, 32, 0, false),
       winograd_shape(2, 32, 13, 13, 64, 0, false),
