@@ -30,6 +30,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import fcnnzoo
+from fcnnzoo import _C
+from fcnnzoo.nn import ConvReLUPool
 
 INFERENCE_BATCH = 256
 LATENCY_BATCH = 1
@@ -57,9 +59,14 @@ def make_batch(name: str, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def record_model(benchmark: BenchmarkFixture, name: str, images: torch.Tensor, model: nn.Module) -> None:
+    if benchmark.disabled:
+        # --benchmark-disable only checks results, so skip the extra forward passes below.
+        return
     benchmark.extra_info["architecture"] = name
     benchmark.extra_info["input_shape"] = list(images.shape)
     benchmark.extra_info["params"] = sum(parameter.numel() for parameter in model.parameters())
+    if any(module.fused for module in model.modules() if isinstance(module, ConvReLUPool)):
+        benchmark.extra_info["kernels"] = select_kernels(model, images)
     benchmark.extra_info["num_threads"] = torch.get_num_threads()
 
 
@@ -68,6 +75,34 @@ def count_flops(run: Callable[[], object]) -> int:
     with FlopCounterMode(display=False) as counter:
         run()
     return counter.get_total_flops()
+
+
+def select_kernels(model: nn.Module, images: torch.Tensor) -> list[str]:
+    """Return the fused forward kernel that the C++ dispatcher picks for each ConvReLUPool layer, in call order."""
+    kernels: list[str] = []
+
+    def record_kernel(module: ConvReLUPool, args: tuple[torch.Tensor, ...]) -> None:
+        kernels.append(
+            _C.select_kernel(
+                tuple(args[0].shape),
+                tuple(module.weight.shape),
+                stride=module.stride,
+                padding=module.padding,
+                pool_kernel=module.pool_kernel,
+                pool_stride=module.pool_stride,
+                ceil_mode=module.ceil_mode,
+            )
+        )
+
+    layers = [module for module in model.modules() if isinstance(module, ConvReLUPool)]
+    handles = [layer.register_forward_pre_hook(record_kernel) for layer in layers]
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return kernels
 
 
 def run_inference(benchmark: BenchmarkFixture, name: str, variant: str, batch: int, group: str) -> None:
@@ -81,7 +116,8 @@ def run_inference(benchmark: BenchmarkFixture, name: str, variant: str, batch: i
     record_model(benchmark, name, images, model)
 
     with torch.no_grad():
-        benchmark.extra_info["flop_count"] = count_flops(lambda: unfused(images))
+        if not benchmark.disabled:
+            benchmark.extra_info["flop_count"] = count_flops(lambda: unfused(images))
         result = benchmark(model, images)
         expected = unfused(images)
 
@@ -145,7 +181,8 @@ def test_model_training_step(benchmark: BenchmarkFixture, name: str, variant: st
 
     benchmark.group = f"{name} training step, batch {TRAINING_BATCH}"
     record_model(benchmark, name, images, model)
-    benchmark.extra_info["flop_count"] = count_flops(lambda: forward_backward(copy.deepcopy(unfused), images, labels))
+    if not benchmark.disabled:
+        benchmark.extra_info["flop_count"] = count_flops(lambda: forward_backward(copy.deepcopy(unfused), images, labels))
     loss = benchmark(training_step)
 
     assert torch.isfinite(loss), f"training step of {name} ({variant}) gave a non-finite loss {float(loss)}"
