@@ -59,7 +59,9 @@ void conv_relu_pool_winograd_f2x3_oc4_w12_generic(const ConvReluPoolShape& shape
                                                   const ConvReluPoolTensors& tensors, int thread_count);
 
 // Names of the variants this CPU supports, in the order the default choice
-// tries them.
+// tries them. FCNNZOO_CPU_CAPABILITY (avx512, avx2 or default) drops the
+// variants above that level, and an unknown value or a level the CPU lacks
+// makes this and find_kernel throw std::invalid_argument.
 std::vector<std::string> supported_kernel_names();
 
 // The variant called name, or, when name is empty, the first variant in
