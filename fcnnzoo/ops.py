@@ -410,8 +410,12 @@ def _conv_relu_pool_backward_op(
     pool_kernel: list[int],
     pool_stride: list[int],
     ceil_mode: bool,
+    output_mask: list[bool],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return the gradients of x, weight and bias (zeros of shape (out_channels,) without a bias).
+    """Return the gradients of x, weight and bias (of shape (out_channels,) even without a bias).
+
+    A gradient whose ``output_mask`` entry is False is skipped and returned
+    as an empty tensor of shape ``(0,)``.
 
     The gradient of the convolution output goes, for each pool window, to the
     window's first maximum of relu(conv), as max_pool2d's backward picks it,
@@ -441,9 +445,9 @@ def _conv_relu_pool_backward_op(
         False,
         [0, 0],
         1,
-        [True, True, True],
+        output_mask,
     )
-    return grad_x, grad_weight, grad_bias
+    return tuple(grad if grad is not None else grad_output.new_empty((0,)) for grad in (grad_x, grad_weight, grad_bias))
 
 
 @_conv_relu_pool_backward_op.register_fake
@@ -457,8 +461,10 @@ def _conv_relu_pool_backward_fake(
     pool_kernel: list[int],
     pool_stride: list[int],
     ceil_mode: bool,
+    output_mask: list[bool],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return torch.empty_like(x), torch.empty_like(weight), weight.new_empty((weight.shape[0],))
+    shapes = (tuple(x.shape), tuple(weight.shape), (weight.shape[0],))
+    return tuple(x.new_empty(shape if needed else (0,)) for shape, needed in zip(shapes, output_mask, strict=True))
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
@@ -469,13 +475,10 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> N
 
 def _backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     x, weight, bias = ctx.saved_tensors
-    grad_x, grad_weight, grad_bias = torch.ops.fcnnzoo.conv_relu_pool_backward(
-        grad_output, x, weight, bias, *ctx.arguments
-    )
+    output_mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias is not None and ctx.needs_input_grad[2]]
+    grads = torch.ops.fcnnzoo.conv_relu_pool_backward(grad_output, x, weight, bias, *ctx.arguments, output_mask)
     return (
-        grad_x if ctx.needs_input_grad[0] else None,
-        grad_weight if ctx.needs_input_grad[1] else None,
-        grad_bias if bias is not None and ctx.needs_input_grad[2] else None,
+        *(grad if needed else None for grad, needed in zip(grads, output_mask, strict=True)),
         None,
         None,
         None,

@@ -128,7 +128,9 @@ def test_backward_op_matches_composite_in_float64() -> None:
     weight = torch.randn(3, 2, 3, 3, dtype=torch.float64, generator=generator)
     bias = torch.randn(3, dtype=torch.float64, generator=generator)
     grad_output = torch.randn(2, 3, 3, 3, dtype=torch.float64, generator=generator)
-    grads = torch.ops.fcnnzoo.conv_relu_pool_backward(grad_output, x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False)
+    grads = torch.ops.fcnnzoo.conv_relu_pool_backward(
+        grad_output, x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False, [True, True, True]
+    )
     _, expected = gradients(composite, [x, weight, bias], grad_output, padding=1)
     for grad, reference in zip(grads, expected, strict=True):
         torch.testing.assert_close(grad, reference, rtol=1e-12, atol=1e-12)
@@ -152,12 +154,13 @@ def test_opcheck(case: tuple[Any, ...]) -> None:
     torch.library.opcheck(torch.ops.fcnnzoo.conv_relu_pool.default, (x, weight, bias, *arguments))
 
 
-def test_backward_opcheck() -> None:
+@pytest.mark.parametrize("output_mask", [[True, True, True], [False, True, True], [True, False, False]])
+def test_backward_opcheck(output_mask: list[bool]) -> None:
     x, weight, bias = torch.randn(2, 3, 9, 9), torch.randn(4, 3, 3, 3), torch.randn(4)
     grad_output = torch.randn(2, 4, 4, 4)
     torch.library.opcheck(
         torch.ops.fcnnzoo.conv_relu_pool_backward.default,
-        (grad_output, x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False),
+        (grad_output, x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False, output_mask),
         test_utils=("test_schema", "test_faketensor"),
     )
 
