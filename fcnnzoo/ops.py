@@ -309,6 +309,9 @@ def conv_relu_pool(
             ceil_mode=bool(ceil_mode),
         )
 
+    if _can_skip_dispatcher(x, weight, bias):
+        return _run_fused_forward(x, weight, bias, stride_hw, padding_hw, pool_kernel_hw, pool_stride_hw, bool(ceil_mode), pooled_hw)
+
     return torch.ops.fcnnzoo.conv_relu_pool(
         x,
         weight,
@@ -319,6 +322,60 @@ def conv_relu_pool(
         list(pool_stride_hw),
         bool(ceil_mode),
     )
+
+
+def _can_skip_dispatcher(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Tell whether a fused call may run the kernel without the custom op.
+
+    The custom op's dispatch costs tens of microseconds, which dominates small
+    inference calls. Only eager calls on plain tensors that autograd does not
+    record may skip it: compiled and exported graphs, and training, need the op.
+    """
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    if torch.compiler.is_compiling() or any(type(tensor) is not torch.Tensor for tensor in tensors):
+        return False
+    return not (torch.is_grad_enabled() and any(tensor.requires_grad for tensor in tensors))
+
+
+def _run_fused_forward(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Pair,
+    padding: Pair,
+    pool_kernel: Pair,
+    pool_stride: Pair,
+    ceil_mode: bool,
+    pooled_hw: Pair,
+) -> torch.Tensor:
+    """Run the C++ forward kernel on validated float32 CPU tensors and return the pooled output."""
+    output = torch.empty((x.shape[0], weight.shape[0], *pooled_hw), dtype=torch.float32)
+    if x.shape[0] == 0:
+        return output
+    if logger.isEnabledFor(logging.DEBUG):
+        kernel = _C.select_kernel(
+            tuple(x.shape),
+            tuple(weight.shape),
+            stride=stride,
+            padding=padding,
+            pool_kernel=pool_kernel,
+            pool_stride=pool_stride,
+            ceil_mode=ceil_mode,
+        )
+        logger.debug("conv_relu_pool: fused kernel %s for %s", kernel, tuple(x.shape))
+    _C.conv_relu_pool_forward(
+        _as_array(x),
+        _as_array(weight),
+        None if bias is None else _as_array(bias),
+        output.numpy(),
+        stride=stride,
+        padding=padding,
+        pool_kernel=pool_kernel,
+        pool_stride=pool_stride,
+        ceil_mode=ceil_mode,
+        num_threads=torch.get_num_threads(),
+    )
+    return output
 
 
 # The custom ops below take validated, normalized arguments: public callers go
@@ -338,42 +395,20 @@ def _conv_relu_pool_op(
     ceil_mode: bool,
 ) -> torch.Tensor:
     """Run the fused C++ forward kernel on float32 CPU tensors."""
+    stride_hw = _pair(stride, "stride")
+    padding_hw = _pair(padding, "padding")
+    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
+    pool_stride_hw = _pair(pool_stride, "pool_stride")
     pooled_hw = _pooled_size(
         (x.shape[2], x.shape[3]),
         (weight.shape[2], weight.shape[3]),
-        _pair(stride, "stride"),
-        _pair(padding, "padding"),
-        _pair(pool_kernel, "pool_kernel"),
-        _pair(pool_stride, "pool_stride"),
+        stride_hw,
+        padding_hw,
+        pool_kernel_hw,
+        pool_stride_hw,
         ceil_mode,
     )
-    output = torch.empty((x.shape[0], weight.shape[0], *pooled_hw), dtype=torch.float32)
-    if x.shape[0] == 0:
-        return output
-    if logger.isEnabledFor(logging.DEBUG):
-        kernel = _C.select_kernel(
-            tuple(x.shape),
-            tuple(weight.shape),
-            stride=tuple(stride),
-            padding=tuple(padding),
-            pool_kernel=tuple(pool_kernel),
-            pool_stride=tuple(pool_stride),
-            ceil_mode=ceil_mode,
-        )
-        logger.debug("conv_relu_pool: fused kernel %s for %s", kernel, tuple(x.shape))
-    _C.conv_relu_pool_forward(
-        _as_array(x),
-        _as_array(weight),
-        None if bias is None else _as_array(bias),
-        output.numpy(),
-        stride=tuple(stride),
-        padding=tuple(padding),
-        pool_kernel=tuple(pool_kernel),
-        pool_stride=tuple(pool_stride),
-        ceil_mode=ceil_mode,
-        num_threads=torch.get_num_threads(),
-    )
-    return output
+    return _run_fused_forward(x, weight, bias, stride_hw, padding_hw, pool_kernel_hw, pool_stride_hw, ceil_mode, pooled_hw)
 
 
 @_conv_relu_pool_op.register_fake

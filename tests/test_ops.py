@@ -684,3 +684,26 @@ def test_random_winograd_problems_match(
     output = run_kernel(kernel, x, weight, bias, expected.shape, padding=padding)
 
     torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL)
+
+
+def _recorded_op_names(function) -> set[str]:
+    with torch.autograd.profiler.profile() as profile:
+        function()
+    return {event.name for event in profile.function_events}
+
+
+def test_inference_call_skips_custom_op():
+    x = torch.randn(2, 3, 9, 9)
+    weight = torch.randn(4, 3, 3, 3)
+    with torch.no_grad():
+        names = _recorded_op_names(lambda: conv_relu_pool(x, weight))
+        expected = conv_relu_pool_reference(x, weight)
+    assert "fcnnzoo::conv_relu_pool" not in names
+    torch.testing.assert_close(conv_relu_pool(x, weight), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_recorded_call_uses_custom_op():
+    x = torch.randn(2, 3, 9, 9, requires_grad=True)
+    weight = torch.randn(4, 3, 3, 3)
+    names = _recorded_op_names(lambda: conv_relu_pool(x, weight))
+    assert "fcnnzoo::conv_relu_pool" in names
