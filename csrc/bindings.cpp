@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "conv_relu_pool.h"
 #include "conv_relu_pool_kernels.h"
@@ -50,6 +51,63 @@ py::array require_float_array(const py::object& object, const char* name, py::ss
     throw py::value_error(std::string(name) + " is not aligned to 4 bytes; copy it first.");
   }
   return array;
+}
+
+// Returns object as a uint8, C-contiguous array of ndim dimensions, never copied.
+py::array require_uint8_array(const py::object& object, const char* name, py::ssize_t ndim) {
+  if (!py::isinstance<py::array>(object)) {
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of uint8, got " +
+                         std::string(py::str(py::type::of(object).attr("__name__"))) + ".");
+  }
+  py::array array = py::reinterpret_borrow<py::array>(object);
+  if (!py::isinstance<py::array_t<uint8_t>>(array)) {
+    throw py::type_error(std::string(name) + " must have dtype uint8, got " + std::string(py::str(array.dtype())) +
+                         ".");
+  }
+  if (array.ndim() != ndim) {
+    throw py::value_error(std::string(name) + " must be a " + std::to_string(ndim) + "-D array, got shape " +
+                          shape_text(array) + ".");
+  }
+  if ((array.flags() & py::array::c_style) == 0) {
+    throw py::value_error(std::string(name) + " must be C-contiguous; call .contiguous() on the tensor first.");
+  }
+  return array;
+}
+
+// Throws ValueError unless array has the given shape.
+void require_shape(const py::array& array, const char* name, const std::array<int64_t, 4>& expected) {
+  for (int axis = 0; axis < 4; ++axis) {
+    if (array.shape(axis) != expected[static_cast<size_t>(axis)]) {
+      throw py::value_error(std::string(name) + " must have shape (" + std::to_string(expected[0]) + ", " +
+                            std::to_string(expected[1]) + ", " + std::to_string(expected[2]) + ", " +
+                            std::to_string(expected[3]) + "), got " + shape_text(array) + ".");
+    }
+  }
+}
+
+// Throws ValueError when windows of pool_kernel positions do not fit uint8 indices.
+void require_indexed_window(const ConvReluPoolShape& shape) {
+  const int64_t window = shape.pool_kernel_height * shape.pool_kernel_width;
+  if (window > kMaxIndexedWindow) {
+    throw py::value_error("indices need a pool window of at most " + std::to_string(kMaxIndexedWindow) +
+                          " positions, got pool_kernel=(" + std::to_string(shape.pool_kernel_height) + ", " +
+                          std::to_string(shape.pool_kernel_width) + ").");
+  }
+}
+
+// Indices from outside a forward call could point past the window; they are
+// checked so that the kernels may trust them.
+void require_indices_in_window(const py::array& indices, const ConvReluPoolShape& shape) {
+  const int64_t window = shape.pool_kernel_height * shape.pool_kernel_width;
+  const auto* data = static_cast<const uint8_t*>(indices.data());
+  const py::ssize_t count = indices.size();
+  for (py::ssize_t position = 0; position < count; ++position) {
+    if (data[position] >= window) {
+      throw py::value_error("indices must be below pool_kernel height * width = " + std::to_string(window) +
+                            ", got " + std::to_string(data[position]) + " at flat position " +
+                            std::to_string(position) + ".");
+    }
+  }
 }
 
 bool overlaps(const py::array& first, const py::array& second) {
@@ -99,7 +157,7 @@ std::string select_kernel(std::array<int64_t, 4> input_shape, std::array<int64_t
 void conv_relu_pool_forward(const py::object& input_object, const py::object& weight_object,
                             const py::object& bias_object, const py::object& output_object, Pair stride,
                             Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode, int num_threads,
-                            const std::string& kernel_name) {
+                            const std::string& kernel_name, const py::object& indices_object) {
   const py::array input = require_float_array(input_object, "input", 4);
   const py::array weight = require_float_array(weight_object, "weight", 4);
   py::array output = require_float_array(output_object, "output", 4);
@@ -130,15 +188,23 @@ void conv_relu_pool_forward(const py::object& input_object, const py::object& we
   const ConvReluPoolSizes sizes = validate_shape(shape);
 
   const std::array<int64_t, 4> expected{shape.batch, shape.out_channels, sizes.pooled_height, sizes.pooled_width};
-  for (int axis = 0; axis < 4; ++axis) {
-    if (output.shape(axis) != expected[static_cast<size_t>(axis)]) {
-      throw py::value_error("output must have shape (" + std::to_string(expected[0]) + ", " +
-                            std::to_string(expected[1]) + ", " + std::to_string(expected[2]) + ", " +
-                            std::to_string(expected[3]) + "), got " + shape_text(output) + ".");
-    }
-  }
+  require_shape(output, "output", expected);
   if (overlaps(output, input) || overlaps(output, weight) || (has_bias && overlaps(output, bias))) {
     throw py::value_error("output must not share memory with input, weight or bias.");
+  }
+  const bool has_indices = !indices_object.is_none();
+  py::array indices;
+  if (has_indices) {
+    indices = require_uint8_array(indices_object, "indices", 4);
+    require_shape(indices, "indices", expected);
+    require_indexed_window(shape);
+    if (!indices.writeable()) {
+      throw py::value_error("indices must be a writeable array.");
+    }
+    if (overlaps(indices, input) || overlaps(indices, weight) || overlaps(indices, output) ||
+        (has_bias && overlaps(indices, bias))) {
+      throw py::value_error("indices must not share memory with input, weight, bias or output.");
+    }
   }
 
   const ConvReluPoolKernel& kernel = find_kernel(kernel_name, shape, sizes);
@@ -147,9 +213,130 @@ void conv_relu_pool_forward(const py::object& input_object, const py::object& we
   tensors.weight = static_cast<const float*>(weight.data());
   tensors.bias = has_bias ? static_cast<const float*>(bias.data()) : nullptr;
   tensors.output = static_cast<float*>(output.mutable_data());
+  tensors.indices = has_indices ? static_cast<uint8_t*>(indices.mutable_data()) : nullptr;
 
   py::gil_scoped_release release;
   kernel.forward(shape, sizes, tensors, num_threads);
+}
+
+void conv_relu_pool_conv_gradient_binding(const py::object& grad_output_object, const py::object& output_object,
+                                          const py::object& indices_object, const py::object& grad_conv_object,
+                                          std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape,
+                                          Pair stride, Pair padding, Pair pool_kernel, Pair pool_stride,
+                                          bool ceil_mode, int num_threads) {
+  const py::array grad_output = require_float_array(grad_output_object, "grad_output", 4);
+  const py::array output = require_float_array(output_object, "output", 4);
+  const py::array indices = require_uint8_array(indices_object, "indices", 4);
+  py::array grad_conv = require_float_array(grad_conv_object, "grad_conv", 4);
+  if (!grad_conv.writeable()) {
+    throw py::value_error("grad_conv must be a writeable array.");
+  }
+  if (num_threads < 1) {
+    throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
+  }
+  if (weight_shape[1] != input_shape[1]) {
+    throw py::value_error("weight_shape expects " + std::to_string(weight_shape[1]) +
+                          " input channels but input_shape has " + std::to_string(input_shape[1]) + ".");
+  }
+  const ConvReluPoolShape shape =
+      make_shape(input_shape[0], input_shape[1], input_shape[2], input_shape[3], weight_shape[0], weight_shape[2],
+                 weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode);
+  const ConvReluPoolSizes sizes = validate_shape(shape);
+  require_indexed_window(shape);
+  const std::array<int64_t, 4> pooled{shape.batch, shape.out_channels, sizes.pooled_height, sizes.pooled_width};
+  require_shape(grad_output, "grad_output", pooled);
+  require_shape(output, "output", pooled);
+  require_shape(indices, "indices", pooled);
+  require_shape(grad_conv, "grad_conv", {shape.batch, shape.out_channels, sizes.conv_height, sizes.conv_width});
+  if (overlaps(grad_conv, grad_output) || overlaps(grad_conv, output) || overlaps(grad_conv, indices)) {
+    throw py::value_error("grad_conv must not share memory with grad_output, output or indices.");
+  }
+
+  const auto* grad_output_data = static_cast<const float*>(grad_output.data());
+  const auto* output_data = static_cast<const float*>(output.data());
+  const auto* indices_data = static_cast<const uint8_t*>(indices.data());
+  auto* grad_conv_data = static_cast<float*>(grad_conv.mutable_data());
+  require_indices_in_window(indices, shape);
+
+  py::gil_scoped_release release;
+  conv_relu_pool_conv_gradient(shape, sizes, grad_output_data, output_data, indices_data, grad_conv_data,
+                               num_threads);
+}
+
+void conv_relu_pool_backward_binding(const py::object& grad_output_object, const py::object& output_object,
+                                     const py::object& indices_object, const py::object& input_object,
+                                     const py::object& weight_object, const py::object& grad_input_object,
+                                     const py::object& grad_weight_object, const py::object& grad_bias_object,
+                                     Pair stride, Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode,
+                                     int num_threads) {
+  const py::array grad_output = require_float_array(grad_output_object, "grad_output", 4);
+  const py::array output = require_float_array(output_object, "output", 4);
+  const py::array indices = require_uint8_array(indices_object, "indices", 4);
+  const py::array input = require_float_array(input_object, "input", 4);
+  const py::array weight = require_float_array(weight_object, "weight", 4);
+  if (num_threads < 1) {
+    throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
+  }
+  const ConvReluPoolShape shape =
+      make_shape(input.shape(0), input.shape(1), input.shape(2), input.shape(3), weight.shape(0), weight.shape(2),
+                 weight.shape(3), stride, padding, pool_kernel, pool_stride, ceil_mode);
+  if (weight.shape(1) != shape.in_channels) {
+    throw py::value_error("weight expects " + std::to_string(weight.shape(1)) + " input channels (shape " +
+                          shape_text(weight) + ") but input has " + std::to_string(shape.in_channels) +
+                          " (shape " + shape_text(input) + ").");
+  }
+  const ConvReluPoolSizes sizes = validate_shape(shape);
+  require_indexed_window(shape);
+  const std::array<int64_t, 4> pooled{shape.batch, shape.out_channels, sizes.pooled_height, sizes.pooled_width};
+  require_shape(grad_output, "grad_output", pooled);
+  require_shape(output, "output", pooled);
+  require_shape(indices, "indices", pooled);
+  require_indices_in_window(indices, shape);
+
+  // The gradients must be writeable and share memory with nothing else.
+  std::vector<py::array> read_only{grad_output, output, indices, input, weight};
+  std::vector<py::array> written;
+  auto require_gradient = [&](const py::object& object, const char* name, py::ssize_t ndim,
+                              const py::array& like) -> float* {
+    if (object.is_none()) {
+      return nullptr;
+    }
+    py::array array = require_float_array(object, name, ndim);
+    for (py::ssize_t axis = 0; axis < ndim; ++axis) {
+      if (array.shape(axis) != like.shape(axis)) {
+        throw py::value_error(std::string(name) + " must have the shape " + shape_text(like) + ", got " +
+                              shape_text(array) + ".");
+      }
+    }
+    if (!array.writeable()) {
+      throw py::value_error(std::string(name) + " must be a writeable array.");
+    }
+    for (const py::array& other : read_only) {
+      if (overlaps(array, other)) {
+        throw py::value_error(std::string(name) + " must not share memory with the arrays it is computed from.");
+      }
+    }
+    for (const py::array& other : written) {
+      if (overlaps(array, other)) {
+        throw py::value_error(std::string(name) + " must not share memory with another gradient.");
+      }
+    }
+    written.push_back(array);
+    return static_cast<float*>(array.mutable_data());
+  };
+  ConvReluPoolBackwardTensors tensors;
+  tensors.grad_input = require_gradient(grad_input_object, "grad_input", 4, input);
+  tensors.grad_weight = require_gradient(grad_weight_object, "grad_weight", 4, weight);
+  py::array bias_like = py::array_t<float>(shape.out_channels);
+  tensors.grad_bias = require_gradient(grad_bias_object, "grad_bias", 1, bias_like);
+  tensors.grad_output = static_cast<const float*>(grad_output.data());
+  tensors.output = static_cast<const float*>(output.data());
+  tensors.indices = static_cast<const uint8_t*>(indices.data());
+  tensors.input = static_cast<const float*>(input.data());
+  tensors.weight = static_cast<const float*>(weight.data());
+
+  py::gil_scoped_release release;
+  conv_relu_pool_backward(shape, sizes, tensors, num_threads);
 }
 
 }  // namespace
@@ -161,7 +348,7 @@ PYBIND11_MODULE(_C, module) {
   module.def("conv_relu_pool_forward", &fcnnzoo::conv_relu_pool_forward, py::arg("input"), py::arg("weight"),
              py::arg("bias"), py::arg("output"), py::kw_only(), py::arg("stride"), py::arg("padding"),
              py::arg("pool_kernel"), py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("num_threads"),
-             py::arg("kernel") = std::string(),
+             py::arg("kernel") = std::string(), py::arg("indices") = py::none(),
              R"doc(Write max_pool2d(relu(conv2d(input, weight, bias))) into output.
 
 Args:
@@ -175,10 +362,60 @@ Args:
     num_threads: threads to use, the caller included (at least 1).
     kernel: a name from supported_kernels(); empty selects the first one
         in that list that supports the shape and is expected to be fastest.
+    indices: None, or a writeable uint8 array of the output's shape that
+        receives the position of each pooled value inside its window,
+        row * pool_kernel_width + column: the first maximum in row-major
+        order. Only meaningful where the output is positive. Needs windows
+        of at most 256 positions.
 
 Raises:
     TypeError: if an array is not a float32 numpy.ndarray.
     ValueError: if a shape, size or argument is invalid.
+)doc");
+
+  module.def("conv_relu_pool_conv_gradient", &fcnnzoo::conv_relu_pool_conv_gradient_binding, py::arg("grad_output"),
+             py::arg("output"), py::arg("indices"), py::arg("grad_conv"), py::kw_only(), py::arg("input_shape"),
+             py::arg("weight_shape"), py::arg("stride"), py::arg("padding"), py::arg("pool_kernel"),
+             py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("num_threads"),
+             R"doc(Write the gradient of conv2d's output into grad_conv.
+
+Each pooled value whose output is positive sends its gradient to the
+convolution output that won its window; all other entries become zero.
+
+Args:
+    grad_output: float32 array of the pooled shape.
+    output, indices: the output and uint8 indices of a forward call.
+    grad_conv: writeable float32 array (N, out_channels, conv_height, conv_width).
+    input_shape, weight_shape: shapes of that call's input and weight.
+    stride, padding, pool_kernel, pool_stride, ceil_mode: that call's arguments.
+    num_threads: threads to use, the caller included (at least 1).
+
+Raises:
+    TypeError: if an array has the wrong type or dtype.
+    ValueError: if a shape, argument or index is invalid.
+)doc");
+
+  module.def("conv_relu_pool_backward", &fcnnzoo::conv_relu_pool_backward_binding, py::arg("grad_output"),
+             py::arg("output"), py::arg("indices"), py::arg("input"), py::arg("weight"), py::arg("grad_input"),
+             py::arg("grad_weight"), py::arg("grad_bias"), py::kw_only(), py::arg("stride"), py::arg("padding"),
+             py::arg("pool_kernel"), py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("num_threads"),
+             R"doc(Write the gradients of input, weight and bias of the fused op.
+
+Only the convolution outputs that won a window with a positive pooled value
+get a gradient, so the work is proportional to the pooled output.
+
+Args:
+    grad_output: float32 array of the pooled shape.
+    output, indices: the output and uint8 indices of the forward call.
+    input, weight: that call's float32 input and weight.
+    grad_input, grad_weight, grad_bias: writeable float32 arrays shaped like
+        the input, the weight and (out_channels,), or None to skip one.
+    stride, padding, pool_kernel, pool_stride, ceil_mode: that call's arguments.
+    num_threads: threads to use, the caller included (at least 1).
+
+Raises:
+    TypeError: if an array has the wrong type or dtype.
+    ValueError: if a shape, argument or index is invalid.
 )doc");
 
   module.def("select_kernel", &fcnnzoo::select_kernel, py::arg("input_shape"), py::arg("weight_shape"),

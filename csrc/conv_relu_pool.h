@@ -40,13 +40,24 @@ struct ConvReluPoolSizes {
   int64_t used_conv_width = 0;
 };
 
-// Raw pointers to the tensors of one call. bias may be null.
+// Raw pointers to the tensors of one call. bias and indices may be null.
 struct ConvReluPoolTensors {
   const float* input = nullptr;
   const float* weight = nullptr;
   const float* bias = nullptr;
   float* output = nullptr;
+  // Optional, shaped like output: the position of each pooled value inside
+  // its pooling window, row * pool_kernel_width + column, counted from the
+  // window's top-left corner, picked as max_pool2d picks it: the last NaN
+  // in row-major order if the window has one, else the first position
+  // whose convolution value equals the maximum. Where the output is zero,
+  // no gradient flows back and the index is only guaranteed to lie inside
+  // the window. Needs windows of at most kMaxIndexedWindow positions.
+  uint8_t* indices = nullptr;
 };
+
+// The largest pooling window whose positions fit in the uint8 indices.
+constexpr int64_t kMaxIndexedWindow = 256;
 
 // Size of a convolution output along one axis, as torch.nn.functional.conv2d
 // computes it, or zero when the kernel does not fit.

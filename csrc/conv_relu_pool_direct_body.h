@@ -21,6 +21,12 @@
 // writes them to the NCHW output. Convolution outputs that no pooling window
 // covers are never computed.
 //
+// Indices: the variants instantiated with kIndices also keep, beside each
+// row-max buffer, the window row of its value, and the horizontal pooling
+// turns it into the window position of each pooled value. A later value
+// replaces the kept one only when it is strictly greater, or equal and
+// earlier in row-major order, so the first maximum wins as in max_pool2d.
+//
 // NaN: the fast merge `a > b ? a : b` drops a NaN convolution output. To stay
 // exact without slowing every merge, the tiles also add all their outputs
 // into a probe vector. When the probe ends up NaN (a NaN output, or an
@@ -173,6 +179,11 @@ struct SourceView {
 // neighbouring outputs of a row: stride_width * column_stride.
 struct TileContext {
   const float* weights;
+  // Distance from a row-max buffer entry to its winning-row entry, and the
+  // pooling stride between windows of consecutive pooled rows; used only
+  // with kIndices.
+  int64_t winner_offset;
+  int64_t pool_stride_height;
   int64_t in_channels;
   int64_t kernel_height;
   int64_t kernel_width;
@@ -190,11 +201,14 @@ struct TileContext {
 // window that starts at this row, so it is written instead of merged.
 // kExactNan selects a merge that keeps NaN; the fast merge drops a NaN value
 // but adds every output to nan_probe, so the caller can detect that case.
-// kUnitStride requires column_stride == output_column_stride == 1.
-template <int kLanes, int kWidth, bool kUnitStride, bool kExactNan>
+// kUnitStride requires column_stride == output_column_stride == 1. With
+// kIndices, window_row is the row of this convolution row inside the window
+// of the first buffer.
+template <int kLanes, int kWidth, bool kUnitStride, bool kExactNan, bool kIndices>
 FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename VectorOf<kLanes>::Type& bias,
                                   const float* __restrict__ input, float* __restrict__ row_max, int64_t merge_rows,
-                                  bool last_row_starts, typename VectorOf<kLanes>::Type& nan_probe) {
+                                  bool last_row_starts, int64_t window_row,
+                                  typename VectorOf<kLanes>::Type& nan_probe) {
   using Vector = typename VectorOf<kLanes>::Type;
   Vector sums[kWidth];
 #pragma GCC unroll 16
@@ -222,19 +236,30 @@ FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename Vec
   const Vector zero = {};
   for (int64_t row = 0; row < merge_rows; ++row) {
     float* target = row_max + row * context.merge_row_stride;
+    float* winner = target + context.winner_offset;
     if (last_row_starts && row == merge_rows - 1) {
 #pragma GCC unroll 16
       for (int t = 0; t < kWidth; ++t) {
         const Vector relu = kExactNan ? nan_propagating_max(sums[t], zero) : fast_max(sums[t], zero);
         store_vector(target + t * kLanes, relu);
+        if constexpr (kIndices) {
+          store_vector(winner + t * kLanes, zero);
+        }
       }
       continue;
     }
+    const Vector row_in_window = zero + static_cast<float>(window_row - row * context.pool_stride_height);
 #pragma GCC unroll 16
     for (int t = 0; t < kWidth; ++t) {
       const Vector current = load_vector<Vector>(target + t * kLanes);
       const Vector merged = kExactNan ? nan_propagating_max(sums[t], current) : fast_max(sums[t], current);
       store_vector(target + t * kLanes, merged);
+      if constexpr (kIndices) {
+        // A later NaN row replaces an earlier one, as in max_pool2d.
+        const Vector kept = load_vector<Vector>(winner + t * kLanes);
+        const auto take = kExactNan ? (sums[t] > current) | (sums[t] != sums[t]) : sums[t] > current;
+        store_vector(winner + t * kLanes, select_lanes(take, row_in_window, kept));
+      }
     }
   }
 
@@ -250,29 +275,31 @@ FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename Vec
 
 // Runs convolve_tile with the compile-time width equal to width, which must
 // be in [1, kWidth].
-template <int kLanes, int kWidth, bool kUnitStride>
+template <int kLanes, int kWidth, bool kUnitStride, bool kIndices>
 FCNNZOO_INLINE void convolve_tile_of_width(int64_t width, const TileContext& context,
                                            const typename VectorOf<kLanes>::Type& bias, const float* input,
                                            float* row_max, int64_t merge_rows, bool last_row_starts,
-                                           typename VectorOf<kLanes>::Type& nan_probe) {
+                                           int64_t window_row, typename VectorOf<kLanes>::Type& nan_probe) {
   if constexpr (kWidth > 1) {
     if (width < kWidth) {
-      convolve_tile_of_width<kLanes, kWidth - 1, kUnitStride>(width, context, bias, input, row_max, merge_rows,
-                                                               last_row_starts, nan_probe);
+      convolve_tile_of_width<kLanes, kWidth - 1, kUnitStride, kIndices>(width, context, bias, input, row_max,
+                                                                         merge_rows, last_row_starts, window_row,
+                                                                         nan_probe);
       return;
     }
   }
-  convolve_tile<kLanes, kWidth, kUnitStride, false>(context, bias, input, row_max, merge_rows, last_row_starts,
-                                                     nan_probe);
+  convolve_tile<kLanes, kWidth, kUnitStride, false, kIndices>(context, bias, input, row_max, merge_rows,
+                                                               last_row_starts, window_row, nan_probe);
 }
 
 // Fills the row-max buffers of pooled rows [first_row, last_row) of one
 // channel block with the ReLU'd, vertically pooled convolution rows.
 // Returns false when the fast merge may have dropped a NaN, in which case
-// the buffers must be recomputed with kExactNan.
-template <int kLanes, int kMaxTile, bool kExactNan>
+// the buffers must be recomputed with kExactNan. With kIndices, row_winner
+// receives the window row of each buffer value.
+template <int kLanes, int kMaxTile, bool kExactNan, bool kIndices>
 FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& source, int64_t block, int64_t first_row,
-                                  int64_t last_row, float* row_max) {
+                                  int64_t last_row, float* row_max, float* row_winner) {
   using Vector = typename VectorOf<kLanes>::Type;
   const ConvReluPoolShape& shape = plan.shape;
   const ConvReluPoolSizes& sizes = plan.sizes;
@@ -285,6 +312,8 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
   const int64_t tile_count = (used_width + kMaxTile - 1) / kMaxTile;
 
   const TileContext context{plan.packed_weight + block * weights_per_block,
+                            kIndices ? row_winner - row_max : 0,
+                            shape.pool_stride_height,
                             shape.in_channels,
                             shape.kernel_height,
                             shape.kernel_width,
@@ -316,11 +345,13 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
     const bool last_row_starts = highest * shape.pool_stride_height == conv_row;
     const float* row_input = source.data + conv_row * shape.stride_height * source.row_stride;
     float* row_target = row_max + (lowest - first_row) * merge_row_stride;
+    const int64_t window_row = conv_row - lowest * shape.pool_stride_height;
 
     if (kExactNan) {
       for (int64_t column = 0; column < used_width; ++column) {
-        convolve_tile<kLanes, 1, false, true>(context, bias, row_input + column * output_column_stride,
-                                              row_target + column * kLanes, merge_rows, last_row_starts, nan_probe);
+        convolve_tile<kLanes, 1, false, true, kIndices>(context, bias, row_input + column * output_column_stride,
+                                                        row_target + column * kLanes, merge_rows, last_row_starts,
+                                                        window_row, nan_probe);
       }
       continue;
     }
@@ -331,11 +362,13 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
       const float* tile_input = row_input + column_begin * output_column_stride;
       float* tile_target = row_target + column_begin * kLanes;
       if (unit_stride) {
-        convolve_tile_of_width<kLanes, kMaxTile, true>(column_end - column_begin, context, bias, tile_input,
-                                                       tile_target, merge_rows, last_row_starts, nan_probe);
+        convolve_tile_of_width<kLanes, kMaxTile, true, kIndices>(column_end - column_begin, context, bias,
+                                                                 tile_input, tile_target, merge_rows,
+                                                                 last_row_starts, window_row, nan_probe);
       } else {
-        convolve_tile_of_width<kLanes, kMaxTile, false>(column_end - column_begin, context, bias, tile_input,
-                                                        tile_target, merge_rows, last_row_starts, nan_probe);
+        convolve_tile_of_width<kLanes, kMaxTile, false, kIndices>(column_end - column_begin, context, bias,
+                                                                  tile_input, tile_target, merge_rows,
+                                                                  last_row_starts, window_row, nan_probe);
       }
     }
   }
@@ -352,24 +385,53 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
 
 // Pools the row-max buffers of pooled rows [first_row, last_row)
 // horizontally into pooled: one vector of kLanes channels per output
-// position, with positions numbered row by row.
-template <int kLanes>
+// position, with positions numbered row by row. With kIndices, row_winner
+// holds the window rows of the buffers, and pooled_index receives the window
+// position of each pooled value in the same layout as pooled.
+template <int kLanes, bool kIndices>
 FCNNZOO_INLINE void pool_rows(const KernelPlan& plan, int64_t first_row, int64_t last_row, const float* row_max,
-                              float* pooled) {
+                              const float* row_winner, float* pooled, float* pooled_index) {
   using Vector = typename VectorOf<kLanes>::Type;
+  using Bits = typename VectorOf<kLanes>::Bits;
   const ConvReluPoolShape& shape = plan.shape;
   const ConvReluPoolSizes& sizes = plan.sizes;
+  const Vector window_width = Vector{} + static_cast<float>(shape.pool_kernel_width);
 
   for (int64_t pooled_row = first_row; pooled_row < last_row; ++pooled_row) {
-    const float* row = row_max + (pooled_row - first_row) * sizes.used_conv_width * kLanes;
-    float* target = pooled + (pooled_row - first_row) * sizes.pooled_width * kLanes;
+    const int64_t row_offset = (pooled_row - first_row) * sizes.used_conv_width * kLanes;
+    const int64_t target_offset = (pooled_row - first_row) * sizes.pooled_width * kLanes;
+    const float* row = row_max + row_offset;
+    float* target = pooled + target_offset;
     for (int64_t px = 0; px < sizes.pooled_width; ++px) {
       const int64_t begin = px * shape.pool_stride_width;
       const int64_t end = min_of(begin + shape.pool_kernel_width, sizes.conv_width);
       // The buffers hold ReLU outputs, so nonnegative_max applies.
       Vector maximum = load_vector<Vector>(row + begin * kLanes);
-      for (int64_t column = begin + 1; column < end; ++column) {
-        maximum = nonnegative_max<kLanes>(load_vector<Vector>(row + column * kLanes), maximum);
+      if constexpr (!kIndices) {
+        for (int64_t column = begin + 1; column < end; ++column) {
+          maximum = nonnegative_max<kLanes>(load_vector<Vector>(row + column * kLanes), maximum);
+        }
+      } else {
+        // Read as unsigned integers, the ReLU outputs keep their order (see
+        // nonnegative_max). A value equal to the kept one wins only from an
+        // earlier window row. Between NaN values, the later position in
+        // row-major order wins, as in max_pool2d.
+        const float* winner = row_winner + row_offset;
+        Vector index = load_vector<Vector>(winner + begin * kLanes) * window_width;
+        for (int64_t column = begin + 1; column < end; ++column) {
+          const Vector value = load_vector<Vector>(row + column * kLanes);
+          const Vector candidate = load_vector<Vector>(winner + column * kLanes) * window_width +
+                                   static_cast<float>(column - begin);
+          const Bits value_bits = (Bits)value;
+          const Bits maximum_bits = (Bits)maximum;
+          const auto both_nan = (value != value) & (maximum != maximum);
+          const auto take = (~both_nan & ((value_bits > maximum_bits) |
+                                          ((value_bits == maximum_bits) & (candidate < index)))) |
+                            (both_nan & (candidate > index));
+          maximum = select_lanes(take, value, maximum);
+          index = select_lanes(take, candidate, index);
+        }
+        store_vector(pooled_index + target_offset + px * kLanes, index);
       }
       store_vector(target + px * kLanes, maximum);
     }
@@ -377,13 +439,14 @@ FCNNZOO_INLINE void pool_rows(const KernelPlan& plan, int64_t first_row, int64_t
 }
 
 // Writes the pooled positions of rows [first_row, last_row) of one channel
-// block to the NCHW output. Consecutive rows of one channel are contiguous
+// block to the NCHW output, or, when Target is uint8_t, their window
+// positions to the NCHW indices. Consecutive rows of one channel are contiguous
 // there, so the positions of a channel form one run. Blocks of kLanes x
 // kLanes values are transposed in registers and stored as vectors. When the
 // run is not a multiple of kLanes, the last block overlaps the one before it
 // and stores some values twice. pooled must have room for a multiple of
 // kLanes positions, and the surplus ones are read but never stored.
-template <int kLanes>
+template <int kLanes, class Target = float>
 FCNNZOO_INLINE void store_pooled(const KernelPlan& plan, int64_t image, int64_t block, int64_t first_row,
                                  int64_t last_row, const float* pooled) {
   using Vector = typename VectorOf<kLanes>::Type;
@@ -392,8 +455,13 @@ FCNNZOO_INLINE void store_pooled(const KernelPlan& plan, int64_t image, int64_t 
   const int64_t lanes = min_of(kLanes, shape.out_channels - block * kLanes);
   const int64_t plane = sizes.pooled_height * sizes.pooled_width;
   const int64_t count = (last_row - first_row) * sizes.pooled_width;
-  float* output =
-      plan.output + (image * shape.out_channels + block * kLanes) * plane + first_row * sizes.pooled_width;
+  Target* base;
+  if constexpr (sizeof(Target) == 1) {
+    base = plan.indices;
+  } else {
+    base = plan.output;
+  }
+  Target* output = base + (image * shape.out_channels + block * kLanes) * plane + first_row * sizes.pooled_width;
 
   for (int64_t start = 0; start < count; start += kLanes) {
     const int64_t position = (start + kLanes <= count || count < kLanes) ? start : count - kLanes;
@@ -407,13 +475,20 @@ FCNNZOO_INLINE void store_pooled(const KernelPlan& plan, int64_t image, int64_t 
     if (count < kLanes) {
       for (int64_t lane = 0; lane < lanes; ++lane) {
         for (int64_t index = 0; index < count; ++index) {
-          output[lane * plane + index] = rows[lane][index];
+          output[lane * plane + index] = static_cast<Target>(rows[lane][index]);
         }
       }
       continue;
     }
     for (int64_t lane = 0; lane < lanes; ++lane) {
-      store_vector(output + lane * plane + position, rows[lane]);
+      if constexpr (sizeof(Target) == 1) {
+#pragma GCC unroll 16
+        for (int index = 0; index < kLanes; ++index) {
+          output[lane * plane + position + index] = static_cast<Target>(rows[lane][index]);
+        }
+      } else {
+        store_vector(output + lane * plane + position, rows[lane]);
+      }
     }
   }
 }
@@ -504,6 +579,8 @@ struct WorkerScratch {
   float* product;
   float* row_max;
   float* pooled;
+  float* row_winner;
+  float* pooled_index;
 };
 
 // Returns the scratch regions of a worker.
@@ -514,12 +591,14 @@ FCNNZOO_INLINE WorkerScratch worker_scratch(const KernelPlan& plan, int worker) 
   regions.product = regions.transform + plan.transform_scratch_floats;
   regions.row_max = regions.product + plan.product_scratch_floats;
   regions.pooled = regions.row_max + plan.row_scratch_floats;
+  regions.row_winner = regions.pooled + plan.pooled_scratch_floats;
+  regions.pooled_index = regions.row_winner + plan.row_scratch_floats;
   return regions;
 }
 
 // The task loop of the direct kernel, instantiated by each
-// conv_relu_pool_isa_<isa>.cpp.
-template <int kLanes, int kMaxTile>
+// conv_relu_pool_isa_<isa>.cpp; with kIndices it also writes plan.indices.
+template <int kLanes, int kMaxTile, bool kIndices>
 FCNNZOO_INLINE void run_direct_tasks(const KernelPlan& plan, int64_t begin, int64_t end, int worker) {
   const WorkerScratch scratch = worker_scratch(plan, worker);
   const int64_t pooled_height = plan.sizes.pooled_height;
@@ -532,11 +611,17 @@ FCNNZOO_INLINE void run_direct_tasks(const KernelPlan& plan, int64_t begin, int6
     const int64_t last_row = min_of(first_row + plan.rows_per_task, pooled_height);
 
     const SourceView source = prepare_source(plan, image, scratch.image, plan.cached_image[worker]);
-    if (!convolve_rows<kLanes, kMaxTile, false>(plan, source, block, first_row, last_row, scratch.row_max)) {
-      convolve_rows<kLanes, kMaxTile, true>(plan, source, block, first_row, last_row, scratch.row_max);
+    if (!convolve_rows<kLanes, kMaxTile, false, kIndices>(plan, source, block, first_row, last_row,
+                                                          scratch.row_max, scratch.row_winner)) {
+      convolve_rows<kLanes, kMaxTile, true, kIndices>(plan, source, block, first_row, last_row, scratch.row_max,
+                                                      scratch.row_winner);
     }
-    pool_rows<kLanes>(plan, first_row, last_row, scratch.row_max, scratch.pooled);
+    pool_rows<kLanes, kIndices>(plan, first_row, last_row, scratch.row_max, scratch.row_winner, scratch.pooled,
+                                scratch.pooled_index);
     store_pooled<kLanes>(plan, image, block, first_row, last_row, scratch.pooled);
+    if constexpr (kIndices) {
+      store_pooled<kLanes, uint8_t>(plan, image, block, first_row, last_row, scratch.pooled_index);
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "conv_relu_pool_kernels.h"
+#include "conv_relu_pool_plan.h"
 #include "cpu_features.h"
 
 namespace fcnnzoo {
@@ -90,6 +91,19 @@ bool prefers(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& shape, c
 }
 
 }  // namespace
+
+const IsaFunctions& widest_isa_functions() {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  const IsaLevel limit = capability_limit();
+  if (limit >= IsaLevel::kAvx512 && cpu_supports_avx512f()) {
+    return kAvx512Functions;
+  }
+  if (limit >= IsaLevel::kAvx2 && cpu_supports_avx2_fma()) {
+    return kAvx2Functions;
+  }
+#endif
+  return kGenericFunctions;
+}
 
 std::vector<std::string> supported_kernel_names() {
   std::vector<std::string> names;

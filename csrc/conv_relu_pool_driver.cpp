@@ -89,8 +89,12 @@ void allocate_scratch(KernelPlan& plan, int threads, int64_t lanes, CallMemory& 
       round_up(plan.rows_per_task * plan.sizes.used_conv_width * lanes, kScratchAlignmentFloats);
   // The pooled positions fill whole blocks of lanes for the transpose.
   const int64_t pooled_floats = round_up(plan.rows_per_task * plan.sizes.pooled_width, lanes) * lanes;
+  plan.pooled_scratch_floats = round_up(pooled_floats, kScratchAlignmentFloats);
+  // The winning rows and positions mirror the row maxima and pooled values.
+  const int64_t index_floats =
+      plan.indices != nullptr ? plan.row_scratch_floats + plan.pooled_scratch_floats : int64_t{0};
   plan.scratch_stride = plan.image_scratch_floats + plan.transform_scratch_floats + plan.product_scratch_floats +
-                        plan.row_scratch_floats + round_up(pooled_floats, kScratchAlignmentFloats);
+                        plan.row_scratch_floats + plan.pooled_scratch_floats + index_floats;
 
   memory.scratch = std::make_unique<AlignedFloats>(plan.scratch_stride * threads);
   plan.scratch = memory.scratch->data();
@@ -111,6 +115,7 @@ float* plan_common(KernelPlan& plan, const ConvReluPoolShape& shape, const ConvR
   plan.sizes = sizes;
   plan.input = tensors.input;
   plan.output = tensors.output;
+  plan.indices = tensors.indices;
   plan.block_count = ceil_divide(shape.out_channels, lanes);
 
   const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
@@ -152,7 +157,8 @@ void run_direct(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, 
 
   const int64_t task_count = planes * plan.row_group_count;
   const int64_t chunk_size = std::max<int64_t>(1, task_count / (8 * static_cast<int64_t>(threads)));
-  ThreadPool::instance().run(threads, task_count, chunk_size, isa.direct_tasks, &plan);
+  ThreadPool::instance().run(threads, task_count, chunk_size,
+                             plan.indices != nullptr ? isa.direct_tasks_indexed : isa.direct_tasks, &plan);
 }
 
 void run_winograd(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, const ConvReluPoolTensors& tensors,
@@ -198,7 +204,8 @@ void run_winograd(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes
   const int64_t chunk_size = row_group_tasks >= 4 * static_cast<int64_t>(threads)
                                  ? block_count
                                  : std::max<int64_t>(1, task_count / (4 * static_cast<int64_t>(threads)));
-  ThreadPool::instance().run(threads, task_count, chunk_size, isa.winograd_tasks, &plan);
+  ThreadPool::instance().run(threads, task_count, chunk_size,
+                             plan.indices != nullptr ? isa.winograd_tasks_indexed : isa.winograd_tasks, &plan);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The fast kernels for AVX-512F (with FMA).
 // CMakeLists.txt compiles this file with the matching instruction-set flags.
+#include "conv_relu_pool_backward_body.h"
 #include "conv_relu_pool_direct_body.h"
 #include "conv_relu_pool_plan.h"
 #include "conv_relu_pool_winograd_body.h"
@@ -22,16 +23,34 @@ void transform_weights_oc16_avx512(const ConvReluPoolShape& shape, const float* 
 }
 
 void direct_tasks_oc16_avx512(void* context, int64_t begin, int64_t end, int worker) {
-  run_direct_tasks<kLanes, kMaxTile>(*static_cast<const KernelPlan*>(context), begin, end, worker);
+  run_direct_tasks<kLanes, kMaxTile, false>(*static_cast<const KernelPlan*>(context), begin, end, worker);
 }
 
 void winograd_tasks_oc16_avx512(void* context, int64_t begin, int64_t end, int worker) {
-  run_winograd_tasks<kLanes, kMaxTile>(*static_cast<const KernelPlan*>(context), begin, end, worker);
+  run_winograd_tasks<kLanes, kMaxTile, false>(*static_cast<const KernelPlan*>(context), begin, end, worker);
+}
+
+void direct_tasks_indexed_oc16_avx512(void* context, int64_t begin, int64_t end, int worker) {
+  run_direct_tasks<kLanes, kMaxTile, true>(*static_cast<const KernelPlan*>(context), begin, end, worker);
+}
+
+void winograd_tasks_indexed_oc16_avx512(void* context, int64_t begin, int64_t end, int worker) {
+  run_winograd_tasks<kLanes, kMaxTile, true>(*static_cast<const KernelPlan*>(context), begin, end, worker);
+}
+
+void backward_tasks_oc16_avx512(void* context, int64_t begin, int64_t end, int worker) {
+  run_backward_tasks<kLanes>(*static_cast<const BackwardPlan*>(context), begin, end, worker);
 }
 
 }  // namespace
 
-const IsaFunctions kAvx512Functions{kLanes, pack_weights_oc16_avx512, transform_weights_oc16_avx512,
-                                    direct_tasks_oc16_avx512, winograd_tasks_oc16_avx512};
+const IsaFunctions kAvx512Functions{kLanes,
+                                   pack_weights_oc16_avx512,
+                                   transform_weights_oc16_avx512,
+                                   direct_tasks_oc16_avx512,
+                                   winograd_tasks_oc16_avx512,
+                                   direct_tasks_indexed_oc16_avx512,
+                                   winograd_tasks_indexed_oc16_avx512,
+                                   backward_tasks_oc16_avx512};
 
 }  // namespace fcnnzoo

@@ -58,6 +58,37 @@ void conv_relu_pool_winograd_f2x3_oc8_w12_avx2(const ConvReluPoolShape& shape, c
 void conv_relu_pool_winograd_f2x3_oc4_w12_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                                   const ConvReluPoolTensors& tensors, int thread_count);
 
+// The gradient of the convolution output, (batch, out_channels,
+// conv_height, conv_width), from the gradient of the pooled output and the
+// output and indices of a forward call that wrote indices. Each pooled
+// value whose output is positive or NaN sends its gradient to the
+// convolution output its index names; every other one gets zero.
+void conv_relu_pool_conv_gradient(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                                  const float* grad_output, const float* output, const uint8_t* indices,
+                                  float* grad_conv, int thread_count);
+
+// Raw pointers of one fused backward call. grad_input, grad_weight and
+// grad_bias may each be null when that gradient is not wanted.
+struct ConvReluPoolBackwardTensors {
+  const float* grad_output = nullptr;
+  const float* output = nullptr;
+  const uint8_t* indices = nullptr;
+  const float* input = nullptr;
+  const float* weight = nullptr;
+  float* grad_input = nullptr;
+  float* grad_weight = nullptr;
+  float* grad_bias = nullptr;
+};
+
+// The gradients of the input, weight and bias from the gradient of the
+// pooled output and the output and indices of a forward call that wrote
+// indices, equal to conv_relu_pool_conv_gradient followed by a convolution
+// backward, but computed from the winners only. A non-finite input or
+// weight may give other NaN than that dense computation would, so callers
+// that need the dense result for such values use that pair instead.
+void conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                             const ConvReluPoolBackwardTensors& tensors, int thread_count);
+
 // Names of the variants this CPU supports, in the order the default choice
 // tries them. FCNNZOO_CPU_CAPABILITY (avx512, avx2 or default) drops the
 // variants above that level, and an unknown value or a level the CPU lacks

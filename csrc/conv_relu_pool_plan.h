@@ -17,6 +17,9 @@ struct KernelPlan {
   ConvReluPoolSizes sizes;
   const float* input = nullptr;
   float* output = nullptr;
+  // When set, the position of each pooled value inside its window, as in
+  // ConvReluPoolTensors::indices.
+  uint8_t* indices = nullptr;
 
   // Weights as [block][in_channel][kh][kw][lane] and bias as [block][lane],
   // with lanes output channels per block and zeros past out_channels.
@@ -46,19 +49,62 @@ struct KernelPlan {
 
   // Per-worker scratch memory of scratch_stride floats. It is split, in this
   // order, into the padded image, the Winograd input transforms, the Winograd
-  // products, the row maxima and the pooled positions of one task. Each
-  // region is 64-byte aligned, and unused regions have size zero.
+  // products, the row maxima and the pooled positions of one task, and, when
+  // indices are written, the winning rows of the row maxima and the winning
+  // positions of the pooled values. Each region is 64-byte aligned, and
+  // unused regions have size zero.
   float* scratch = nullptr;
   int64_t scratch_stride = 0;
   int64_t image_scratch_floats = 0;
   int64_t transform_scratch_floats = 0;
   int64_t product_scratch_floats = 0;
   int64_t row_scratch_floats = 0;
+  int64_t pooled_scratch_floats = 0;
 
   // Per worker: the image in its padded copy, and the image * row_group_count
   // + row group of its Winograd input transforms, or -1 when empty.
   int64_t* cached_image = nullptr;
   int64_t* cached_transform = nullptr;
+};
+
+// Everything a backward task needs, fixed before the parallel phase; see
+// conv_relu_pool_backward_body.h.
+struct BackwardPlan {
+  ConvReluPoolShape shape;
+  ConvReluPoolSizes sizes;
+  const float* grad_output = nullptr;
+  const float* output = nullptr;
+  const uint8_t* indices = nullptr;
+  const float* input = nullptr;
+  // [out_channel][kh][kw][in_channel] in the sparse layout, the weight's own
+  // layout in the dense one.
+  const float* weight = nullptr;
+  // The NCHW input gradient, or null when it is not wanted.
+  float* grad_input = nullptr;
+  bool need_weight = false;
+  bool sparse = false;
+  // The row and column inside the pooling window of each index.
+  uint8_t window_row[kMaxIndexedWindow] = {};
+  uint8_t window_column[kMaxIndexedWindow] = {};
+
+  // The padded image: padded_height x padded_width positions with the input
+  // at (padding_height, padding_width) and zeros around it.
+  int64_t padded_height = 0;
+  int64_t padded_width = 0;
+  // Dense layout: floats per row of the gradient plane, a whole number of
+  // vectors when the stride is 1.
+  int64_t plane_width = 0;
+
+  // Per-worker scratch memory of scratch_stride floats: the weight and bias
+  // accumulators (weight_sum_floats), the padded image and its gradient
+  // (image_floats each), and then the dense layout's gradient plane or the
+  // sparse layout's winners of one plane: int32 offsets into the image, then
+  // from winner_floats on their gradients.
+  float* scratch = nullptr;
+  int64_t scratch_stride = 0;
+  int64_t weight_sum_floats = 0;
+  int64_t image_floats = 0;
+  int64_t winner_floats = 0;
 };
 
 // The code of the fast kernels for one instruction set, defined in
@@ -78,10 +124,20 @@ struct IsaFunctions {
   void (*transform_weights)(const ConvReluPoolShape& shape, const float* packed_weight, int64_t padded_channels,
                             float* transformed);
   // Task functions with the TaskRangeFunction signature of thread_pool.h;
-  // context is a const KernelPlan*.
+  // context is a const KernelPlan*. The _indexed ones also write
+  // KernelPlan::indices.
   void (*direct_tasks)(void* context, int64_t begin, int64_t end, int worker);
   void (*winograd_tasks)(void* context, int64_t begin, int64_t end, int worker);
+  void (*direct_tasks_indexed)(void* context, int64_t begin, int64_t end, int worker);
+  void (*winograd_tasks_indexed)(void* context, int64_t begin, int64_t end, int worker);
+  // Backward tasks; context is a const BackwardPlan*.
+  void (*backward_tasks)(void* context, int64_t begin, int64_t end, int worker);
 };
+
+// The functions of the widest instruction set that this CPU has and
+// FCNNZOO_CPU_CAPABILITY allows. Throws std::invalid_argument like
+// supported_kernel_names.
+const IsaFunctions& widest_isa_functions();
 
 extern const IsaFunctions kAvx512Functions;
 extern const IsaFunctions kAvx2Functions;

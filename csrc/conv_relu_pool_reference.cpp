@@ -54,6 +54,10 @@ void reference_plane_tasks(void* context, int64_t begin, int64_t end, int /*work
     const int64_t image = plane / shape.out_channels;
     const int64_t out_channel = plane % shape.out_channels;
     float* output = call.tensors->output + plane * sizes.pooled_height * sizes.pooled_width;
+    uint8_t* indices = call.tensors->indices;
+    if (indices != nullptr) {
+      indices += plane * sizes.pooled_height * sizes.pooled_width;
+    }
 
     for (int64_t py = 0; py < sizes.pooled_height; ++py) {
       const int64_t row_begin = py * shape.pool_stride_height;
@@ -64,22 +68,23 @@ void reference_plane_tasks(void* context, int64_t begin, int64_t end, int /*work
 
         // ReLU applied before the max, and NaN wins the max, as in PyTorch.
         float maximum = -INFINITY;
+        int64_t winner = 0;
         for (int64_t row = row_begin; row < row_end; ++row) {
           for (int64_t column = column_begin; column < column_end; ++column) {
             float value = convolve_at(shape, *call.tensors, image, out_channel, row, column);
             value = value < 0.0f ? 0.0f : value;
+            // A later NaN replaces an earlier one, as in max_pool2d, so
+            // the index names the last NaN.
             if (value > maximum || std::isnan(value)) {
               maximum = value;
+              winner = (row - row_begin) * shape.pool_kernel_width + (column - column_begin);
             }
-            if (std::isnan(maximum)) {
-              break;
-            }
-          }
-          if (std::isnan(maximum)) {
-            break;
           }
         }
         output[py * sizes.pooled_width + px] = maximum;
+        if (indices != nullptr) {
+          indices[py * sizes.pooled_width + px] = static_cast<uint8_t>(winner);
+        }
       }
     }
   }

@@ -266,9 +266,13 @@ FCNNZOO_INLINE void multiply_tiles_of_width(int64_t width, const float* weights,
 // Applies A^T [.] A to the products of every tile, adds the bias and writes
 // relu(max of the 2x2 outputs) to pooled. Returns false if an output is NaN
 // or infinite, in which case the caller must recompute the task exactly.
-template <int kLanes>
+// With kIndices, pooled_index receives the window position of each maximum:
+// 0 to 3 for top left, top right, bottom left and bottom right, the first
+// one winning a tie.
+template <int kLanes, bool kIndices>
 FCNNZOO_INLINE bool finish_tiles(const float* __restrict__ products, int64_t tiles,
-                                 const typename VectorOf<kLanes>::Type& bias, float* __restrict__ pooled) {
+                                 const typename VectorOf<kLanes>::Type& bias, float* __restrict__ pooled,
+                                 float* __restrict__ pooled_index) {
   using Vector = typename VectorOf<kLanes>::Type;
   const Vector zero = {};
   Vector probe = {};
@@ -301,8 +305,27 @@ FCNNZOO_INLINE bool finish_tiles(const float* __restrict__ products, int64_t til
     probe += (top_left + top_right) + (bottom_left + bottom_right);
 
     // max(a + bias, b + bias) == max(a, b) + bias, also after rounding.
-    const Vector maximum = fast_max(fast_max(top_left, top_right), fast_max(bottom_left, bottom_right)) + bias;
-    store_vector(pooled + tile * kLanes, fast_max(maximum, zero));
+    if constexpr (!kIndices) {
+      const Vector maximum = fast_max(fast_max(top_left, top_right), fast_max(bottom_left, bottom_right)) + bias;
+      store_vector(pooled + tile * kLanes, fast_max(maximum, zero));
+    } else {
+      // The transforms round the four outputs differently, so outputs that
+      // are equal in exact arithmetic (over a constant patch of the input,
+      // say) may differ in their last bits, and a later one may win where
+      // max_pool2d over a direct convolution would pick the first. The
+      // index still names a maximum of the values this kernel computed.
+      Vector maximum = top_left;
+      Vector index = zero;
+      const Vector outputs[3] = {top_right, bottom_left, bottom_right};
+#pragma GCC unroll 3
+      for (int position = 0; position < 3; ++position) {
+        const auto take = outputs[position] > maximum;
+        maximum = select_lanes(take, outputs[position], maximum);
+        index = select_lanes(take, zero + static_cast<float>(position + 1), index);
+      }
+      store_vector(pooled + tile * kLanes, fast_max(maximum + bias, zero));
+      store_vector(pooled_index + tile * kLanes, index);
+    }
   }
 
   // x - x is 0 for every finite x and NaN for inf and NaN.
@@ -316,8 +339,8 @@ FCNNZOO_INLINE bool finish_tiles(const float* __restrict__ products, int64_t til
 }
 
 // The task loop of the Winograd kernel, instantiated by each
-// conv_relu_pool_isa_<isa>.cpp.
-template <int kLanes, int kMaxTile>
+// conv_relu_pool_isa_<isa>.cpp; with kIndices it also writes plan.indices.
+template <int kLanes, int kMaxTile, bool kIndices>
 FCNNZOO_INLINE void run_winograd_tasks(const KernelPlan& plan, int64_t begin, int64_t end, int worker) {
   using Vector = typename VectorOf<kLanes>::Type;
   const WorkerScratch scratch = worker_scratch(plan, worker);
@@ -357,11 +380,16 @@ FCNNZOO_INLINE void run_winograd_tasks(const KernelPlan& plan, int64_t begin, in
     }
 
     const Vector bias = load_vector<Vector>(plan.packed_bias + block * kLanes);
-    if (!finish_tiles<kLanes>(scratch.product, tiles, bias, scratch.pooled)) {
-      convolve_rows<kLanes, kMaxTile, true>(plan, source, block, first_row, last_row, scratch.row_max);
-      pool_rows<kLanes>(plan, first_row, last_row, scratch.row_max, scratch.pooled);
+    if (!finish_tiles<kLanes, kIndices>(scratch.product, tiles, bias, scratch.pooled, scratch.pooled_index)) {
+      convolve_rows<kLanes, kMaxTile, true, kIndices>(plan, source, block, first_row, last_row, scratch.row_max,
+                                                      scratch.row_winner);
+      pool_rows<kLanes, kIndices>(plan, first_row, last_row, scratch.row_max, scratch.row_winner, scratch.pooled,
+                                  scratch.pooled_index);
     }
     store_pooled<kLanes>(plan, image, block, first_row, last_row, scratch.pooled);
+    if constexpr (kIndices) {
+      store_pooled<kLanes, uint8_t>(plan, image, block, first_row, last_row, scratch.pooled_index);
+    }
   }
 }
 

@@ -49,6 +49,11 @@ def _pool_output_size(size: int, kernel: int, stride: int, ceil_mode: bool) -> i
     return output
 
 
+def _conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Return the conv2d output size along one axis (dilation 1)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 def _pooled_size(
     input_hw: Pair,
     kernel_hw: Pair,
@@ -76,8 +81,8 @@ def _pooled_size(
             f"(input {input_hw} plus padding {padding_hw} on both sides); use a smaller kernel or more padding."
         )
     conv_hw = (
-        (padded[0] - kernel_hw[0]) // stride_hw[0] + 1,
-        (padded[1] - kernel_hw[1]) // stride_hw[1] + 1,
+        _conv_output_size(input_hw[0], kernel_hw[0], stride_hw[0], padding_hw[0]),
+        _conv_output_size(input_hw[1], kernel_hw[1], stride_hw[1], padding_hw[1]),
     )
     pooled_hw = (
         _pool_output_size(conv_hw[0], pool_kernel_hw[0], pool_stride_hw[0], ceil_mode),
@@ -193,13 +198,20 @@ def _check_arguments(x: object, weight: object, bias: object) -> None:
         )
 
 
-def _runs_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+# The op saves the position of each maximum inside its window as uint8, so
+# larger windows run the composite.
+_MAX_FUSED_WINDOW = 256
+
+
+def _runs_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pool_kernel: Pair) -> bool:
     """Return whether the fused op can compute this call.
 
     Called after _check_arguments, so the dtypes and devices of the three
     tensors already agree.
     """
     if x.dtype is not torch.float32 or not x.is_cpu or x.layout is not torch.strided:
+        return False
+    if pool_kernel[0] * pool_kernel[1] > _MAX_FUSED_WINDOW:
         return False
     return weight.layout is torch.strided and (bias is None or bias.layout is torch.strided)
 
@@ -253,7 +265,10 @@ def conv_relu_pool(
     ``torch.get_num_threads()`` threads (fewer when the work is too small to
     split), with a registered backward, a fake implementation for
     ``torch.compile`` and ``torch.export``, and gradients equal to the
-    composite's. Other dtypes and devices run the PyTorch composite. Inputs of any
+    composite's. For the backward it saves the pooled output and the
+    position of each maximum inside its window as uint8, not the
+    convolution output. Other dtypes and devices, and pooling windows of
+    more than 256 positions, run the PyTorch composite. Inputs of any
     memory format are accepted; the kernel reads a contiguous NCHW copy when
     they are not contiguous already.
 
@@ -294,7 +309,7 @@ def conv_relu_pool(
         bool(ceil_mode),
     )
 
-    if not _runs_fused(x, weight, bias):
+    if not _runs_fused(x, weight, bias, pool_kernel_hw):
         # Dynamo cannot trace logger calls, so a compiled graph logs nothing here.
         if not torch.compiler.is_compiling() and logger.isEnabledFor(logging.DEBUG):
             logger.debug("conv_relu_pool: PyTorch composite for %s %s on %s", x.dtype, tuple(x.shape), x.device)
@@ -310,9 +325,12 @@ def conv_relu_pool(
         )
 
     if _can_skip_dispatcher(x, weight, bias):
-        return _run_fused_forward(x, weight, bias, stride_hw, padding_hw, pool_kernel_hw, pool_stride_hw, bool(ceil_mode), pooled_hw)
+        output, _ = _run_fused_forward(
+            x, weight, bias, stride_hw, padding_hw, pool_kernel_hw, pool_stride_hw, bool(ceil_mode), pooled_hw, False
+        )
+        return output
 
-    return torch.ops.fcnnzoo.conv_relu_pool(
+    output, _ = torch.ops.fcnnzoo.conv_relu_pool(
         x,
         weight,
         bias,
@@ -322,6 +340,7 @@ def conv_relu_pool(
         list(pool_stride_hw),
         bool(ceil_mode),
     )
+    return output
 
 
 def _can_skip_dispatcher(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
@@ -347,11 +366,18 @@ def _run_fused_forward(
     pool_stride: Pair,
     ceil_mode: bool,
     pooled_hw: Pair,
-) -> torch.Tensor:
-    """Run the C++ forward kernel on validated float32 CPU tensors and return the pooled output."""
-    output = torch.empty((x.shape[0], weight.shape[0], *pooled_hw), dtype=torch.float32)
+    with_indices: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the C++ forward kernel on validated float32 CPU tensors.
+
+    Returns the pooled output and, if ``with_indices``, the uint8 position
+    of each maximum inside its window (else None).
+    """
+    shape = (x.shape[0], weight.shape[0], *pooled_hw)
+    output = torch.empty(shape, dtype=torch.float32)
+    indices = torch.empty(shape, dtype=torch.uint8) if with_indices else None
     if x.shape[0] == 0:
-        return output
+        return output, indices
     if logger.isEnabledFor(logging.DEBUG):
         kernel = _C.select_kernel(
             tuple(x.shape),
@@ -374,8 +400,9 @@ def _run_fused_forward(
         pool_stride=pool_stride,
         ceil_mode=ceil_mode,
         num_threads=torch.get_num_threads(),
+        indices=None if indices is None else indices.numpy(),
     )
-    return output
+    return output, indices
 
 
 # The custom ops below take validated, normalized arguments: public callers go
@@ -393,8 +420,16 @@ def _conv_relu_pool_op(
     pool_kernel: list[int],
     pool_stride: list[int],
     ceil_mode: bool,
-) -> torch.Tensor:
-    """Run the fused C++ forward kernel on float32 CPU tensors."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the fused C++ forward kernel on float32 CPU tensors.
+
+    Returns the pooled output and, as uint8 of the same shape, the position
+    ``row * pool_kernel[1] + column`` of each maximum inside its window,
+    picked as ``max_pool2d`` picks it: the last NaN in row-major order if
+    the window has one, else the first maximum. The backward needs nothing
+    else. Where the output is zero no gradient flows, and the position is
+    only known to lie inside the window.
+    """
     stride_hw = _pair(stride, "stride")
     padding_hw = _pair(padding, "padding")
     pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
@@ -408,7 +443,11 @@ def _conv_relu_pool_op(
         pool_stride_hw,
         ceil_mode,
     )
-    return _run_fused_forward(x, weight, bias, stride_hw, padding_hw, pool_kernel_hw, pool_stride_hw, ceil_mode, pooled_hw)
+    output, indices = _run_fused_forward(
+        x, weight, bias, stride_hw, padding_hw, pool_kernel_hw, pool_stride_hw, ceil_mode, pooled_hw, True
+    )
+    assert indices is not None
+    return output, indices
 
 
 @_conv_relu_pool_op.register_fake
@@ -421,7 +460,7 @@ def _conv_relu_pool_fake(
     pool_kernel: list[int],
     pool_stride: list[int],
     ceil_mode: bool,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     pooled_hw = _pooled_size(
         (x.shape[2], x.shape[3]),
         (weight.shape[2], weight.shape[3]),
@@ -431,7 +470,8 @@ def _conv_relu_pool_fake(
         _pair(pool_stride, "pool_stride"),
         ceil_mode,
     )
-    return x.new_empty((x.shape[0], weight.shape[0], *pooled_hw))
+    shape = (x.shape[0], weight.shape[0], *pooled_hw)
+    return x.new_empty(shape), x.new_empty(shape, dtype=torch.uint8)
 
 
 @torch.library.custom_op("fcnnzoo::conv_relu_pool_backward", mutates_args=())
@@ -439,7 +479,8 @@ def _conv_relu_pool_backward_op(
     grad_output: torch.Tensor,
     x: torch.Tensor,
     weight: torch.Tensor,
-    bias: torch.Tensor | None,
+    output: torch.Tensor,
+    indices: torch.Tensor,
     stride: list[int],
     padding: list[int],
     pool_kernel: list[int],
@@ -449,26 +490,64 @@ def _conv_relu_pool_backward_op(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return the gradients of x, weight and bias (of shape (out_channels,) even without a bias).
 
-    A gradient whose ``output_mask`` entry is False is skipped and returned
-    as an empty tensor of shape ``(0,)``.
+    ``output`` and ``indices`` are what the forward op returned. A gradient
+    whose ``output_mask`` entry is False is skipped and returned as an empty
+    tensor of shape ``(0,)``.
 
-    The gradient of the convolution output goes, for each pool window, to the
-    window's first maximum of relu(conv), as max_pool2d's backward picks it,
-    and only where that conv value is positive, as relu's backward masks it.
-    So the result equals the composite's gradient, ties and zeros included.
+    Only a convolution output that won its pooling window with a positive
+    or NaN value gets a gradient: the max pool sends it there and the ReLU
+    lets it pass, ties, zeros and NaN handled as in PyTorch. The C++ backward works from
+    those winners alone. When x or the weight holds NaN or infinity, whose
+    products with the zero gradients elsewhere are NaN, the winners'
+    gradient is instead spread into the full convolution output and
+    PyTorch's convolution backward computes the three gradients, so the
+    result matches the composite's in that case too.
     """
-    # TODO: the forward kernel does not yet store the winning position inside
-    # each pool window (a uint8 tensor beside the pooled output would do), so
-    # this recomputes the convolution to find it. Storing it would save one
-    # convolution per training step.
-    grad_output = grad_output.contiguous()
-    conv = F.conv2d(x, weight, bias, stride, padding)
-    activated = torch.relu(conv)
-    _, indices = torch.ops.aten.max_pool2d_with_indices(activated, pool_kernel, pool_stride, [0, 0], [1, 1], ceil_mode)
-    grad_activated = torch.ops.aten.max_pool2d_with_indices_backward(
-        grad_output, activated, pool_kernel, pool_stride, [0, 0], [1, 1], ceil_mode, indices
+    stride_hw = _pair(stride, "stride")
+    padding_hw = _pair(padding, "padding")
+    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
+    pool_stride_hw = _pair(pool_stride, "pool_stride")
+    shapes = (tuple(x.shape), tuple(weight.shape), (weight.shape[0],))
+    # A sum is finite only if every term is (a large finite sum that
+    # overflows merely takes the slower exact path).
+    if x.shape[0] > 0 and bool(torch.isfinite(x.sum() + weight.sum())):
+        grads = tuple(torch.empty(shape) if needed else None for shape, needed in zip(shapes, output_mask, strict=True))
+        _C.conv_relu_pool_backward(
+            _as_array(grad_output),
+            _as_array(output),
+            indices.contiguous().numpy(),
+            _as_array(x),
+            _as_array(weight),
+            *(None if grad is None else grad.numpy() for grad in grads),
+            stride=stride_hw,
+            padding=padding_hw,
+            pool_kernel=pool_kernel_hw,
+            pool_stride=pool_stride_hw,
+            ceil_mode=ceil_mode,
+            num_threads=torch.get_num_threads(),
+        )
+        return tuple(grad_output.new_empty((0,)) if grad is None else grad for grad in grads)
+
+    conv_hw = (
+        _conv_output_size(x.shape[2], weight.shape[2], stride_hw[0], padding_hw[0]),
+        _conv_output_size(x.shape[3], weight.shape[3], stride_hw[1], padding_hw[1]),
     )
-    grad_conv = torch.ops.aten.threshold_backward(grad_activated, activated, 0)
+    grad_conv = torch.empty((x.shape[0], weight.shape[0], *conv_hw), dtype=torch.float32)
+    if x.shape[0] > 0:
+        _C.conv_relu_pool_conv_gradient(
+            _as_array(grad_output),
+            _as_array(output),
+            indices.contiguous().numpy(),
+            grad_conv.numpy(),
+            input_shape=tuple(x.shape),
+            weight_shape=tuple(weight.shape),
+            stride=stride_hw,
+            padding=padding_hw,
+            pool_kernel=pool_kernel_hw,
+            pool_stride=pool_stride_hw,
+            ceil_mode=ceil_mode,
+            num_threads=torch.get_num_threads(),
+        )
     grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
         grad_conv,
         x,
@@ -490,7 +569,8 @@ def _conv_relu_pool_backward_fake(
     grad_output: torch.Tensor,
     x: torch.Tensor,
     weight: torch.Tensor,
-    bias: torch.Tensor | None,
+    output: torch.Tensor,
+    indices: torch.Tensor,
     stride: list[int],
     padding: list[int],
     pool_kernel: list[int],
@@ -502,16 +582,19 @@ def _conv_relu_pool_backward_fake(
     return tuple(x.new_empty(shape if needed else (0,)) for shape, needed in zip(shapes, output_mask, strict=True))
 
 
-def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
     x, weight, bias, stride, padding, pool_kernel, pool_stride, ceil_mode = inputs
-    ctx.save_for_backward(x, weight, bias)
+    pooled, indices = output
+    ctx.mark_non_differentiable(indices)
+    ctx.save_for_backward(x, weight, pooled, indices)
+    ctx.has_bias = bias is not None
     ctx.arguments = (stride, padding, pool_kernel, pool_stride, ceil_mode)
 
 
-def _backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-    x, weight, bias = ctx.saved_tensors
-    output_mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias is not None and ctx.needs_input_grad[2]]
-    grads = torch.ops.fcnnzoo.conv_relu_pool_backward(grad_output, x, weight, bias, *ctx.arguments, output_mask)
+def _backward(ctx: Any, grad_output: torch.Tensor, _grad_indices: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    x, weight, pooled, indices = ctx.saved_tensors
+    output_mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+    grads = torch.ops.fcnnzoo.conv_relu_pool_backward(grad_output, x, weight, pooled, indices, *ctx.arguments, output_mask)
     return (
         *(grad if needed else None for grad, needed in zip(grads, output_mask, strict=True)),
         None,

@@ -40,12 +40,20 @@ def gradients(
 
 
 # (batch, in_channels, out_channels, (H, W), (kH, kW), arguments), with the bias or without it.
+# The C++ backward has two layouts: few input channels (in_channels *
+# kernel width below the vector width) take the dense one, more take the
+# sparse one; the cases cover both, with strides, padding and overlapping
+# or clipped pooling windows.
 GRADIENT_CASES = [
     (2, 3, 5, (10, 10), (3, 3), {"padding": 1}, True),
     (3, 1, 4, (28, 28), (3, 3), {}, True),
     (2, 4, 6, (13, 11), (3, 2), {"stride": 2, "padding": (1, 0)}, False),
     (1, 2, 3, (12, 12), (5, 5), {"pool_kernel": 3, "pool_stride": 2, "ceil_mode": True}, True),
     (2, 3, 7, (9, 14), (1, 3), {"pool_kernel": (2, 3), "pool_stride": (1, 2)}, True),
+    (2, 32, 16, (13, 13), (3, 3), {}, True),
+    (2, 8, 6, (11, 11), (3, 3), {"padding": 1, "pool_kernel": 3, "pool_stride": 2, "ceil_mode": True}, True),
+    (2, 6, 5, (12, 10), (3, 3), {"stride": 2, "padding": 1}, False),
+    (3, 17, 9, (7, 9), (2, 4), {"padding": (0, 2), "pool_kernel": (3, 2), "pool_stride": (1, 2)}, True),
 ]
 
 
@@ -87,6 +95,26 @@ def test_ties_and_relu_zeros_match_composite() -> None:
     assert fused_grads[2][0] != 0
 
 
+@pytest.mark.parametrize("in_channels", [2, 16], ids=["dense", "sparse"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan")], ids=["inf", "nan"])
+def test_non_finite_input_gradients_match_composite(in_channels: int, value: float) -> None:
+    # A non-finite input value times the zero gradient of a losing position
+    # is NaN in the composite's convolution backward, and must be here too.
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(2, in_channels, 9, 9, generator=generator)
+    x[1, 0, 4, 4] = value
+    weight = torch.randn(5, in_channels, 3, 3, generator=generator)
+    bias = torch.randn(5, generator=generator)
+
+    output, fused_grads = gradients(conv_relu_pool, [x, weight, bias], None, padding=1)
+    expected, composite_grads = gradients(composite, [x, weight, bias], None, padding=1)
+
+    torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL, equal_nan=True)
+    for fused_grad, composite_grad in zip(fused_grads, composite_grads, strict=True):
+        assert torch.equal(fused_grad.isnan(), composite_grad.isnan())
+        torch.testing.assert_close(fused_grad, composite_grad, rtol=RTOL, atol=ATOL, equal_nan=True)
+
+
 def test_only_requested_gradients_are_computed() -> None:
     x, weight, bias = torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3), torch.randn(4)
     weight.requires_grad_()
@@ -120,20 +148,51 @@ def test_gradcheck_float64_reference_path() -> None:
     )
 
 
-def test_backward_op_matches_composite_in_float64() -> None:
-    # The backward op itself accepts any dtype, so float64 shows it equals
-    # the composite's autograd gradients to rounding.
+def window_positions(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, **arguments: Any) -> torch.Tensor:
+    """Return max_pool2d's winning position inside each window, row * window width + column."""
+    pool_kernel = arguments.get("pool_kernel", 2)
+    pool_stride = arguments.get("pool_stride") or pool_kernel
+    conv = F.relu(F.conv2d(x, weight, bias, arguments.get("stride", 1), arguments.get("padding", 0)))
+    _, flat = F.max_pool2d(conv, pool_kernel, pool_stride, ceil_mode=arguments.get("ceil_mode", False), return_indices=True)
+    rows = flat // conv.shape[3] - torch.arange(flat.shape[2]).view(-1, 1) * pool_stride
+    columns = flat % conv.shape[3] - torch.arange(flat.shape[3]) * pool_stride
+    return rows * pool_kernel + columns
+
+
+@pytest.mark.parametrize("pool", [(2, 2, False), (3, 2, True), (3, 1, False)], ids=str)
+def test_forward_op_returns_max_pool2d_window_positions(pool: tuple[int, int, bool]) -> None:
+    pool_kernel, pool_stride, ceil_mode = pool
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 11, 11, dtype=torch.float64, generator=generator)
+    weight = torch.randn(5, 3, 3, 3, dtype=torch.float64, generator=generator)
+    bias = torch.randn(5, dtype=torch.float64, generator=generator)
+    arguments = {"padding": 1, "pool_kernel": pool_kernel, "pool_stride": pool_stride, "ceil_mode": ceil_mode}
+
+    output, indices = torch.ops.fcnnzoo.conv_relu_pool(
+        x.float(), weight.float(), bias.float(), [1, 1], [1, 1], [pool_kernel] * 2, [pool_stride] * 2, ceil_mode
+    )
+
+    assert indices.dtype == torch.uint8
+    assert indices.shape == output.shape
+    positive = output > 0
+    assert int(positive.sum()) > 0
+    expected = window_positions(x, weight, bias, **arguments)
+    assert torch.equal(indices.long()[positive], expected[positive])
+
+
+def test_backward_op_matches_composite() -> None:
     generator = torch.Generator().manual_seed(5)
-    x = torch.randn(2, 2, 6, 6, dtype=torch.float64, generator=generator)
-    weight = torch.randn(3, 2, 3, 3, dtype=torch.float64, generator=generator)
-    bias = torch.randn(3, dtype=torch.float64, generator=generator)
-    grad_output = torch.randn(2, 3, 3, 3, dtype=torch.float64, generator=generator)
+    x = torch.randn(2, 2, 6, 6, generator=generator)
+    weight = torch.randn(3, 2, 3, 3, generator=generator)
+    bias = torch.randn(3, generator=generator)
+    grad_output = torch.randn(2, 3, 3, 3, generator=generator)
+    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False)
     grads = torch.ops.fcnnzoo.conv_relu_pool_backward(
-        grad_output, x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False, [True, True, True]
+        grad_output, x, weight, output, indices, [1, 1], [1, 1], [2, 2], [2, 2], False, [True, True, True]
     )
     _, expected = gradients(composite, [x, weight, bias], grad_output, padding=1)
     for grad, reference in zip(grads, expected, strict=True):
-        torch.testing.assert_close(grad, reference, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(grad, reference, rtol=RTOL, atol=ATOL)
 
 
 OPCHECK_CASES = [
@@ -158,9 +217,10 @@ def test_opcheck(case: tuple[Any, ...]) -> None:
 def test_backward_opcheck(output_mask: list[bool]) -> None:
     x, weight, bias = torch.randn(2, 3, 9, 9), torch.randn(4, 3, 3, 3), torch.randn(4)
     grad_output = torch.randn(2, 4, 4, 4)
+    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False)
     torch.library.opcheck(
         torch.ops.fcnnzoo.conv_relu_pool_backward.default,
-        (grad_output, x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False, output_mask),
+        (grad_output, x, weight, output, indices, [1, 1], [1, 1], [2, 2], [2, 2], False, output_mask),
         test_utils=("test_schema", "test_faketensor"),
     )
 

@@ -4,6 +4,11 @@
 // -DFCNNZOO_BUILD_NATIVE_TESTS=ON and run by CTest, usually under
 // AddressSanitizer and UndefinedBehaviorSanitizer (scripts/native-tests.sh).
 //
+// Each variant also runs with indices, which must name the window position
+// max_pool2d would pick, and the backward (the fused one and the gradient
+// of the convolution output) is compared with a naive backward built on
+// those indices.
+//
 // FCNNZOO_CPU_CAPABILITY (avx512, avx2, default) limits the variants to one
 // instruction-set level and below. The program also checks that the default
 // choice then stays within that level. Exit code 0 when every check
@@ -17,6 +22,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "conv_relu_pool.h"
@@ -24,6 +30,7 @@
 
 namespace {
 
+using fcnnzoo::ConvReluPoolBackwardTensors;
 using fcnnzoo::ConvReluPoolKernel;
 using fcnnzoo::ConvReluPoolShape;
 using fcnnzoo::ConvReluPoolSizes;
@@ -70,6 +77,12 @@ struct Expected {
   int64_t pooled_height = 0;
   int64_t pooled_width = 0;
   std::vector<double> values;
+  // max_pool2d's pick in each window: the last NaN, else the first maximum.
+  std::vector<int64_t> winners;
+  // relu(conv2d(x)) of shape (batch, out_channels, conv_height, conv_width).
+  int64_t conv_height = 0;
+  int64_t conv_width = 0;
+  std::vector<double> conv;
 };
 
 int64_t naive_pool_size(int64_t input, int64_t kernel, int64_t stride, bool ceil_mode) {
@@ -120,27 +133,35 @@ Expected naive_forward(const ConvReluPoolShape& s, const std::vector<float>& inp
   Expected expected;
   expected.pooled_height = naive_pool_size(conv_height, s.pool_kernel_height, s.pool_stride_height, s.ceil_mode);
   expected.pooled_width = naive_pool_size(conv_width, s.pool_kernel_width, s.pool_stride_width, s.ceil_mode);
-  expected.values.resize(
-      static_cast<size_t>(s.batch * s.out_channels * expected.pooled_height * expected.pooled_width));
+  const size_t pooled_count =
+      static_cast<size_t>(s.batch * s.out_channels * expected.pooled_height * expected.pooled_width);
+  expected.values.resize(pooled_count);
+  expected.winners.resize(pooled_count);
   size_t index = 0;
   for (int64_t plane = 0; plane < s.batch * s.out_channels; ++plane) {
     for (int64_t py = 0; py < expected.pooled_height; ++py) {
       for (int64_t px = 0; px < expected.pooled_width; ++px) {
         double best = -std::numeric_limits<double>::infinity();
+        int64_t winner = 0;
         for (int64_t y = py * s.pool_stride_height;
              y < py * s.pool_stride_height + s.pool_kernel_height && y < conv_height; ++y) {
           for (int64_t x = px * s.pool_stride_width;
                x < px * s.pool_stride_width + s.pool_kernel_width && x < conv_width; ++x) {
             const double value = conv[(plane * conv_height + y) * conv_width + x];
-            if (std::isnan(value) || value > best || std::isnan(best)) {
-              best = std::isnan(best) ? best : value;
+            if (std::isnan(value) || value > best) {
+              best = value;
+              winner = (y - py * s.pool_stride_height) * s.pool_kernel_width + (x - px * s.pool_stride_width);
             }
           }
         }
+        expected.winners[index] = winner;
         expected.values[index++] = best;
       }
     }
   }
+  expected.conv_height = conv_height;
+  expected.conv_width = conv_width;
+  expected.conv = std::move(conv);
   return expected;
 }
 
@@ -167,6 +188,50 @@ void check_variant(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& sh
 
   const int64_t fan_in = shape.in_channels * shape.kernel_height * shape.kernel_width;
   const double tolerance = 2e-6 * static_cast<double>(fan_in) + 1e-5;
+
+  // With indices: the same output, and each index names max_pool2d's pick.
+  // A window whose largest values differ by less than the tolerance may
+  // name any of them, since the variants round differently.
+  std::vector<float> indexed_output(output.size(), -12345.0f);
+  std::vector<uint8_t> indices(output.size(), 255);
+  tensors.output = indexed_output.data();
+  tensors.indices = indices.data();
+  try {
+    kernel.forward(shape, sizes, tensors, thread_count);
+  } catch (const std::exception& error) {
+    fail(where + ": threw with indices: " + error.what());
+    return;
+  }
+  const int64_t pooled_plane = sizes.pooled_height * sizes.pooled_width;
+  for (size_t i = 0; i < output.size(); ++i) {
+    const bool same_output = (std::isnan(output[i]) && std::isnan(indexed_output[i])) || output[i] == indexed_output[i];
+    const double want = expected.values[i];
+    const int64_t got = indices[i];
+    bool index_ok = got < shape.pool_kernel_height * shape.pool_kernel_width;
+    if (index_ok && !(want <= 0.0)) {
+      const int64_t plane = static_cast<int64_t>(i) / pooled_plane;
+      const int64_t py = (static_cast<int64_t>(i) % pooled_plane) / sizes.pooled_width;
+      const int64_t px = static_cast<int64_t>(i) % sizes.pooled_width;
+      const int64_t y = py * shape.pool_stride_height + got / shape.pool_kernel_width;
+      const int64_t x = px * shape.pool_stride_width + got % shape.pool_kernel_width;
+      index_ok = y < expected.conv_height && x < expected.conv_width;
+      if (index_ok && std::isnan(want)) {
+        index_ok = got == expected.winners[i];
+      } else if (index_ok) {
+        const size_t position = static_cast<size_t>((plane * expected.conv_height + y) * expected.conv_width + x);
+        const double value = expected.conv[position];
+        index_ok = got == expected.winners[i] || std::abs(value - want) <= tolerance * (1.0 + std::abs(want));
+      }
+    }
+    ++g_checks;
+    if (!same_output || !index_ok) {
+      fail(where + ": with indices, element " + std::to_string(i) + " has output " +
+           std::to_string(indexed_output[i]) + " (without indices " + std::to_string(output[i]) + ") and index " +
+           std::to_string(got) + ", expected index " + std::to_string(expected.winners[i]));
+      return;
+    }
+  }
+
   for (size_t i = 0; i < output.size(); ++i) {
     const double want = expected.values[i];
     const double got = output[i];
@@ -185,8 +250,123 @@ void check_variant(const ConvReluPoolKernel& kernel, const ConvReluPoolShape& sh
   }
 }
 
+// Compares the backward of one forward call (output and indices) with naive
+// double-precision loops that send each gradient to the window position its
+// index names, for 1 and 2 threads and every choice of wanted gradients.
+void check_backward(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, const std::vector<float>& input,
+                    const std::vector<float>& weight, const std::vector<float>& output,
+                    const std::vector<uint8_t>& indices, std::mt19937& random, bool has_bias) {
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> grad_output(output.size());
+  for (float& value : grad_output) {
+    value = uniform(random);
+  }
+  const int64_t conv_plane = sizes.conv_height * sizes.conv_width;
+  const int64_t pooled_plane = sizes.pooled_height * sizes.pooled_width;
+  std::vector<double> grad_conv(static_cast<size_t>(shape.batch * shape.out_channels * conv_plane), 0.0);
+  for (size_t i = 0; i < output.size(); ++i) {
+    if (output[i] <= 0.0f) {
+      continue;
+    }
+    const int64_t plane = static_cast<int64_t>(i) / pooled_plane;
+    const int64_t py = (static_cast<int64_t>(i) % pooled_plane) / sizes.pooled_width;
+    const int64_t px = static_cast<int64_t>(i) % sizes.pooled_width;
+    const int64_t y = py * shape.pool_stride_height + indices[i] / shape.pool_kernel_width;
+    const int64_t x = px * shape.pool_stride_width + indices[i] % shape.pool_kernel_width;
+    grad_conv[static_cast<size_t>(plane * conv_plane + y * sizes.conv_width + x)] += grad_output[i];
+  }
+  std::vector<double> want_input(input.size(), 0.0);
+  std::vector<double> want_weight(weight.size(), 0.0);
+  std::vector<double> want_bias(static_cast<size_t>(shape.out_channels), 0.0);
+  for (int64_t n = 0; n < shape.batch; ++n) {
+    for (int64_t oc = 0; oc < shape.out_channels; ++oc) {
+      for (int64_t oy = 0; oy < sizes.conv_height; ++oy) {
+        for (int64_t ox = 0; ox < sizes.conv_width; ++ox) {
+          const double gradient = grad_conv[static_cast<size_t>((n * shape.out_channels + oc) * conv_plane +
+                                                                oy * sizes.conv_width + ox)];
+          if (gradient == 0.0) {
+            continue;
+          }
+          want_bias[static_cast<size_t>(oc)] += gradient;
+          for (int64_t ic = 0; ic < shape.in_channels; ++ic) {
+            for (int64_t ky = 0; ky < shape.kernel_height; ++ky) {
+              for (int64_t kx = 0; kx < shape.kernel_width; ++kx) {
+                const int64_t y = oy * shape.stride_height + ky - shape.padding_height;
+                const int64_t x = ox * shape.stride_width + kx - shape.padding_width;
+                if (y < 0 || y >= shape.in_height || x < 0 || x >= shape.in_width) {
+                  continue;
+                }
+                const size_t input_index =
+                    static_cast<size_t>(((n * shape.in_channels + ic) * shape.in_height + y) * shape.in_width + x);
+                const size_t weight_index = static_cast<size_t>(
+                    ((oc * shape.in_channels + ic) * shape.kernel_height + ky) * shape.kernel_width + kx);
+                want_input[input_index] += gradient * weight[weight_index];
+                want_weight[weight_index] += gradient * input[input_index];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  const std::string where = "backward, " + describe(shape, has_bias);
+  const double tolerance = 1e-4;
+  auto compare = [&](const std::vector<float>& got, const std::vector<double>& want, const char* name,
+                     const std::string& context) {
+    for (size_t i = 0; i < got.size(); ++i) {
+      ++g_checks;
+      if (std::abs(got[i] - want[i]) > tolerance * (1.0 + std::abs(want[i]))) {
+        fail(where + context + ": " + name + " element " + std::to_string(i) + " is " + std::to_string(got[i]) +
+             ", expected " + std::to_string(want[i]));
+        return;
+      }
+    }
+  };
+
+  for (int threads : {1, 2}) {
+    const std::string context = ", " + std::to_string(threads) + " thread(s)";
+    std::vector<float> grad_conv_got(grad_conv.size(), -7.0f);
+    fcnnzoo::conv_relu_pool_conv_gradient(shape, sizes, grad_output.data(), output.data(), indices.data(),
+                                          grad_conv_got.data(), threads);
+    compare(grad_conv_got, grad_conv, "grad_conv", context);
+
+    for (int mask = 1; mask < 8; ++mask) {
+      std::vector<float> grad_input(input.size(), -7.0f);
+      std::vector<float> grad_weight(weight.size(), -7.0f);
+      std::vector<float> grad_bias(static_cast<size_t>(shape.out_channels), -7.0f);
+      ConvReluPoolBackwardTensors tensors;
+      tensors.grad_output = grad_output.data();
+      tensors.output = output.data();
+      tensors.indices = indices.data();
+      tensors.input = input.data();
+      tensors.weight = weight.data();
+      tensors.grad_input = (mask & 1) != 0 ? grad_input.data() : nullptr;
+      tensors.grad_weight = (mask & 2) != 0 ? grad_weight.data() : nullptr;
+      tensors.grad_bias = (mask & 4) != 0 ? grad_bias.data() : nullptr;
+      try {
+        fcnnzoo::conv_relu_pool_backward(shape, sizes, tensors, threads);
+      } catch (const std::exception& error) {
+        fail(where + context + ": threw " + error.what());
+        return;
+      }
+      const std::string masked = context + ", gradient mask " + std::to_string(mask);
+      if ((mask & 1) != 0) {
+        compare(grad_input, want_input, "grad_input", masked);
+      }
+      if ((mask & 2) != 0) {
+        compare(grad_weight, want_weight, "grad_weight", masked);
+      }
+      if ((mask & 4) != 0) {
+        compare(grad_bias, want_bias, "grad_bias", masked);
+      }
+    }
+  }
+}
+
 // Checks one shape on every variant that accepts it, with one and two
-// threads. Returns the number of variants that ran.
+// threads, and then the backward of the default variant's output. Returns
+// the number of variants that ran.
 int check_shape(const ConvReluPoolShape& shape, bool has_bias, std::mt19937& random, bool with_special_values) {
   const ConvReluPoolSizes sizes = fcnnzoo::validate_shape(shape);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
@@ -233,6 +413,21 @@ int check_shape(const ConvReluPoolShape& shape, bool has_bias, std::mt19937& ran
       check_variant(*kernel, shape, sizes, input, weight, bias, has_bias, expected, threads);
     }
   }
+
+  // The fused backward is exact for finite inputs only; callers send
+  // non-finite ones to the dense path.
+  if (!with_special_values && shape.batch > 0) {
+    std::vector<float> output(expected.values.size());
+    std::vector<uint8_t> indices(output.size());
+    ConvReluPoolTensors tensors;
+    tensors.input = input.data();
+    tensors.weight = weight.data();
+    tensors.bias = has_bias ? bias.data() : nullptr;
+    tensors.output = output.data();
+    tensors.indices = indices.data();
+    fcnnzoo::find_kernel("", shape, sizes).forward(shape, sizes, tensors, 2);
+    check_backward(shape, sizes, input, weight, output, indices, random, has_bias);
+  }
   return ran;
 }
 
@@ -242,7 +437,8 @@ ConvReluPoolShape random_shape(std::mt19937& random) {
   };
   ConvReluPoolShape shape;
   shape.batch = pick(1, 3);
-  shape.in_channels = pick(1, 5);
+  // One shape in four has enough input channels for the sparse backward.
+  shape.in_channels = pick(0, 3) == 0 ? pick(6, 20) : pick(1, 5);
   shape.in_height = pick(1, 20);
   // Widths up to 40 cover whole tiles of 12 and 14 outputs plus every tail.
   shape.in_width = pick(1, 40);
