@@ -12,6 +12,7 @@
 
 #include "conv_relu_pool.h"
 #include "conv_relu_pool_kernels.h"
+#include "conv_relu_pool_packing.h"
 
 namespace py = pybind11;
 
@@ -339,6 +340,115 @@ void conv_relu_pool_backward_binding(const py::object& grad_output_object, const
   conv_relu_pool_backward(shape, sizes, tensors, num_threads);
 }
 
+// A validated forward call whose weights are packed once and reused: the
+// shape and arguments are checked and the kernel chosen when the plan is
+// made, so each call only checks the arrays it receives.
+class ForwardPlan {
+ public:
+  ForwardPlan(std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape, Pair stride, Pair padding,
+              Pair pool_kernel, Pair pool_stride, bool ceil_mode, const std::string& kernel_name) {
+    if (weight_shape[1] != input_shape[1]) {
+      throw py::value_error("weight_shape expects " + std::to_string(weight_shape[1]) +
+                            " input channels but input_shape has " + std::to_string(input_shape[1]) + ".");
+    }
+    shape_ = make_shape(input_shape[0], input_shape[1], input_shape[2], input_shape[3], weight_shape[0],
+                        weight_shape[2], weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode);
+    sizes_ = validate_shape(shape_);
+    weight_shape_ = weight_shape;
+    kernel_ = &find_kernel(kernel_name, shape_, sizes_);
+  }
+
+  std::string kernel_name() const { return kernel_->name; }
+
+  // Stores the weight and bias and packs them for the plan's kernel.
+  void set_weights(const py::object& weight_object, const py::object& bias_object) {
+    py::array weight = require_float_array(weight_object, "weight", 4);
+    for (int axis = 0; axis < 4; ++axis) {
+      if (weight.shape(axis) != weight_shape_[static_cast<size_t>(axis)]) {
+        throw py::value_error("weight must have the planned shape, got " + shape_text(weight) + ".");
+      }
+    }
+    py::array bias;
+    if (!bias_object.is_none()) {
+      bias = require_float_array(bias_object, "bias", 1);
+      if (bias.shape(0) != shape_.out_channels) {
+        throw py::value_error("bias must have out_channels=" + std::to_string(shape_.out_channels) +
+                              " elements, got shape " + shape_text(bias) + ".");
+      }
+    }
+    const float* bias_data = bias_object.is_none() ? nullptr : static_cast<const float*>(bias.data());
+    packed_ = pack_weights_for(*kernel_, shape_, static_cast<const float*>(weight.data()), bias_data);
+    weight_ = weight;
+    bias_ = bias;
+    has_bias_ = !bias_object.is_none();
+    has_weights_ = true;
+  }
+
+  // Runs the kernel on input, whose shape must equal the planned one except
+  // for the batch size, into output and optionally indices.
+  void forward(const py::object& input_object, const py::object& output_object, const py::object& indices_object,
+               int num_threads) {
+    if (!has_weights_) {
+      throw py::value_error("set_weights must be called before forward.");
+    }
+    const py::array input = require_float_array(input_object, "input", 4);
+    py::array output = require_float_array(output_object, "output", 4);
+    ConvReluPoolShape shape = shape_;
+    shape.batch = input.shape(0);
+    if (input.shape(1) != shape.in_channels || input.shape(2) != shape.in_height ||
+        input.shape(3) != shape.in_width) {
+      throw py::value_error("input must have the planned shape (N, " + std::to_string(shape.in_channels) + ", " +
+                            std::to_string(shape.in_height) + ", " + std::to_string(shape.in_width) + "), got " +
+                            shape_text(input) + ".");
+    }
+    if (num_threads < 1) {
+      throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
+    }
+    const std::array<int64_t, 4> expected{shape.batch, shape.out_channels, sizes_.pooled_height,
+                                          sizes_.pooled_width};
+    require_shape(output, "output", expected);
+    if (!output.writeable() || overlaps(output, input) || overlaps(output, weight_) ||
+        (has_bias_ && overlaps(output, bias_))) {
+      throw py::value_error("output must be writeable and must not share memory with input, weight or bias.");
+    }
+    py::array indices;
+    const bool has_indices = !indices_object.is_none();
+    if (has_indices) {
+      indices = require_uint8_array(indices_object, "indices", 4);
+      require_shape(indices, "indices", expected);
+      require_indexed_window(shape);
+      if (!indices.writeable() || overlaps(indices, input) || overlaps(indices, output)) {
+        throw py::value_error("indices must be writeable and must not share memory with input or output.");
+      }
+    }
+
+    ConvReluPoolTensors tensors;
+    tensors.input = static_cast<const float*>(input.data());
+    tensors.weight = static_cast<const float*>(weight_.data());
+    tensors.bias = has_bias_ ? static_cast<const float*>(bias_.data()) : nullptr;
+    tensors.output = static_cast<float*>(output.mutable_data());
+    tensors.indices = has_indices ? static_cast<uint8_t*>(indices.mutable_data()) : nullptr;
+    // A copy keeps the packed weights alive even if another thread calls
+    // set_weights while this call runs without the GIL.
+    const std::shared_ptr<const PackedWeights> packed = packed_;
+    tensors.packed = packed.get();
+
+    py::gil_scoped_release release;
+    kernel_->forward(shape, sizes_, tensors, num_threads);
+  }
+
+ private:
+  ConvReluPoolShape shape_;
+  ConvReluPoolSizes sizes_;
+  std::array<int64_t, 4> weight_shape_{};
+  const ConvReluPoolKernel* kernel_ = nullptr;
+  std::shared_ptr<const PackedWeights> packed_;
+  py::array weight_;
+  py::array bias_;
+  bool has_bias_ = false;
+  bool has_weights_ = false;
+};
+
 }  // namespace
 }  // namespace fcnnzoo
 
@@ -417,6 +527,25 @@ Raises:
     TypeError: if an array has the wrong type or dtype.
     ValueError: if a shape, argument or index is invalid.
 )doc");
+
+  py::class_<fcnnzoo::ForwardPlan>(module, "ForwardPlan", R"doc(A forward call planned once and run many times.
+
+The shape and arguments are validated and the kernel chosen when the plan
+is made, and set_weights packs the weight and bias for that kernel once;
+forward then reuses them until set_weights is called again. The caller
+must call set_weights again whenever the weight or bias values change.
+)doc")
+      .def(py::init<std::array<int64_t, 4>, std::array<int64_t, 4>, fcnnzoo::Pair, fcnnzoo::Pair, fcnnzoo::Pair,
+                    fcnnzoo::Pair, bool, const std::string&>(),
+           py::arg("input_shape"), py::arg("weight_shape"), py::kw_only(), py::arg("stride"), py::arg("padding"),
+           py::arg("pool_kernel"), py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("kernel") = std::string())
+      .def_property_readonly("kernel", &fcnnzoo::ForwardPlan::kernel_name, "Name of the kernel the plan runs.")
+      .def("set_weights", &fcnnzoo::ForwardPlan::set_weights, py::arg("weight"), py::arg("bias"),
+           "Keep the float32 weight and bias (or None) arrays and pack them for the kernel.")
+      .def("forward", &fcnnzoo::ForwardPlan::forward, py::arg("input"), py::arg("output"), py::arg("indices"),
+           py::arg("num_threads"),
+           "Write the pooled output of input (any batch size, other sizes as planned) into output, and the "
+           "window positions into indices unless it is None.");
 
   module.def("select_kernel", &fcnnzoo::select_kernel, py::arg("input_shape"), py::arg("weight_shape"),
              py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("pool_kernel"), py::arg("pool_stride"),

@@ -6,6 +6,8 @@
 
 namespace fcnnzoo {
 
+struct PackedWeights;
+
 // Sizes and hyper-parameters of one forward call. Tensors are float32,
 // NCHW and C-contiguous; the weight is (out_channels, in_channels,
 // kernel_height, kernel_width) as in torch.nn.Conv2d.
@@ -54,6 +56,10 @@ struct ConvReluPoolTensors {
   // no gradient flows back and the index is only guaranteed to lie inside
   // the window. Needs windows of at most kMaxIndexedWindow positions.
   uint8_t* indices = nullptr;
+  // Optional: the weight and bias packed for the kernel that runs, by
+  // pack_weights_for (conv_relu_pool_packing.h). When null, the kernel packs
+  // them itself for this call.
+  const PackedWeights* packed = nullptr;
 };
 
 // The largest pooling window whose positions fit in the uint8 indices.

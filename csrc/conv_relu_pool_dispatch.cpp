@@ -19,16 +19,19 @@ constexpr const char* kWinogradLimits =
 const ConvReluPoolKernel kKernels[] = {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
     {"winograd_f2x3_oc16_w14_avx512", cpu_supports_avx512f, winograd_supports, winograd_preferred, kWinogradLimits,
-     conv_relu_pool_winograd_f2x3_oc16_w14_avx512},
-    {"direct_oc16_w14_avx512", cpu_supports_avx512f, nullptr, nullptr, "", conv_relu_pool_direct_oc16_w14_avx512},
+     conv_relu_pool_winograd_f2x3_oc16_w14_avx512, &kAvx512Functions, true},
+    {"direct_oc16_w14_avx512", cpu_supports_avx512f, nullptr, nullptr, "", conv_relu_pool_direct_oc16_w14_avx512,
+     &kAvx512Functions, false},
     {"winograd_f2x3_oc8_w12_avx2", cpu_supports_avx2_fma, winograd_supports, winograd_preferred, kWinogradLimits,
-     conv_relu_pool_winograd_f2x3_oc8_w12_avx2},
-    {"direct_oc8_w12_avx2", cpu_supports_avx2_fma, nullptr, nullptr, "", conv_relu_pool_direct_oc8_w12_avx2},
+     conv_relu_pool_winograd_f2x3_oc8_w12_avx2, &kAvx2Functions, true},
+    {"direct_oc8_w12_avx2", cpu_supports_avx2_fma, nullptr, nullptr, "", conv_relu_pool_direct_oc8_w12_avx2,
+     &kAvx2Functions, false},
 #endif
     {"winograd_f2x3_oc4_w12_generic", cpu_supports_baseline, winograd_supports, winograd_preferred, kWinogradLimits,
-     conv_relu_pool_winograd_f2x3_oc4_w12_generic},
-    {"direct_oc4_w12_generic", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_direct_oc4_w12_generic},
-    {"reference", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_reference},
+     conv_relu_pool_winograd_f2x3_oc4_w12_generic, &kGenericFunctions, true},
+    {"direct_oc4_w12_generic", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_direct_oc4_w12_generic,
+     &kGenericFunctions, false},
+    {"reference", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_reference, nullptr, false},
 };
 
 // Instruction-set levels, ordered so that a level may run every variant of

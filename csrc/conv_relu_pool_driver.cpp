@@ -8,6 +8,7 @@
 #include <new>
 
 #include "conv_relu_pool_kernels.h"
+#include "conv_relu_pool_packing.h"
 #include "conv_relu_pool_plan.h"
 #include "thread_pool.h"
 
@@ -52,7 +53,7 @@ class AlignedFloats {
 
 // The memory a call owns while its tasks run.
 struct CallMemory {
-  std::unique_ptr<AlignedFloats> weights;
+  std::shared_ptr<const PackedWeights> packed;
   std::unique_ptr<AlignedFloats> scratch;
   std::unique_ptr<int64_t[]> cache_keys;
 };
@@ -104,29 +105,67 @@ void allocate_scratch(KernelPlan& plan, int threads, int64_t lanes, CallMemory& 
   plan.cached_transform = memory.cache_keys.get() + threads;
 }
 
-// Fills the fields every fast kernel needs and packs the direct weights.
-// Returns extra_weight_floats more floats of weight memory, which the caller
-// fills.
-float* plan_common(KernelPlan& plan, const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
-                   const ConvReluPoolTensors& tensors, const IsaFunctions& isa, int64_t extra_weight_floats,
-                   CallMemory& memory) {
+// Packs the weights for the direct kernel of isa and, with winograd, also
+// their Winograd transform.
+std::shared_ptr<PackedWeights> pack_for(const IsaFunctions& isa, bool winograd, const ConvReluPoolShape& shape,
+                                        const float* weight, const float* bias) {
   const int64_t lanes = isa.lanes;
+  const int64_t block_count = ceil_divide(shape.out_channels, lanes);
+  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
+  const int64_t packed_weight_floats = round_up(block_count * taps * lanes, kScratchAlignmentFloats);
+  const int64_t packed_bias_floats = round_up(block_count * lanes, kScratchAlignmentFloats);
+  const int64_t padded_channels = winograd ? round_up(shape.in_channels, lanes) : 0;
+  const int64_t winograd_floats = block_count * kWinogradFrequencies * padded_channels * lanes;
+
+  auto packed = std::make_shared<PackedWeights>();
+  const int64_t floats = std::max<int64_t>(packed_weight_floats + packed_bias_floats + winograd_floats, 1);
+  float* memory = static_cast<float*>(::operator new(static_cast<size_t>(floats) * sizeof(float), std::align_val_t(64)));
+  packed->memory.reset(memory, [](float* data) { ::operator delete(data, std::align_val_t(64)); });
+  isa.pack_weights(shape, weight, bias, memory, memory + packed_weight_floats);
+  packed->out_channels = shape.out_channels;
+  packed->in_channels = shape.in_channels;
+  packed->kernel_height = shape.kernel_height;
+  packed->kernel_width = shape.kernel_width;
+  packed->packed_weight = memory;
+  packed->packed_bias = memory + packed_weight_floats;
+  if (winograd) {
+    float* transformed = memory + packed_weight_floats + packed_bias_floats;
+    isa.transform_weights(shape, memory, padded_channels, transformed);
+    packed->winograd_weight = transformed;
+    packed->padded_channels = padded_channels;
+  }
+  return packed;
+}
+
+// Whether packed holds weights of this shape for the isa's kernels, with the
+// Winograd transform when winograd is set.
+bool packed_fits(const PackedWeights* packed, const IsaFunctions& isa, bool winograd, const ConvReluPoolShape& shape) {
+  return packed != nullptr && packed->kernel != nullptr && packed->kernel->isa == &isa &&
+         (!winograd || packed->winograd_weight != nullptr) && packed->out_channels == shape.out_channels &&
+         packed->in_channels == shape.in_channels && packed->kernel_height == shape.kernel_height &&
+         packed->kernel_width == shape.kernel_width;
+}
+
+// Fills the fields every fast kernel needs, with the caller's packed
+// weights when they fit and weights packed for this call otherwise.
+void plan_common(KernelPlan& plan, const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+                 const ConvReluPoolTensors& tensors, const IsaFunctions& isa, bool winograd, CallMemory& memory) {
   plan.shape = shape;
   plan.sizes = sizes;
   plan.input = tensors.input;
   plan.output = tensors.output;
   plan.indices = tensors.indices;
-  plan.block_count = ceil_divide(shape.out_channels, lanes);
+  plan.block_count = ceil_divide(shape.out_channels, isa.lanes);
 
-  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
-  const int64_t packed_weight_floats = round_up(plan.block_count * taps * lanes, kScratchAlignmentFloats);
-  const int64_t packed_bias_floats = round_up(plan.block_count * lanes, kScratchAlignmentFloats);
-  memory.weights = std::make_unique<AlignedFloats>(packed_weight_floats + packed_bias_floats + extra_weight_floats);
-  float* weights = memory.weights->data();
-  isa.pack_weights(shape, tensors.weight, tensors.bias, weights, weights + packed_weight_floats);
-  plan.packed_weight = weights;
-  plan.packed_bias = weights + packed_weight_floats;
-  return weights + packed_weight_floats + packed_bias_floats;
+  const PackedWeights* packed = tensors.packed;
+  if (!packed_fits(packed, isa, winograd, shape)) {
+    memory.packed = pack_for(isa, winograd, shape, tensors.weight, tensors.bias);
+    packed = memory.packed.get();
+  }
+  plan.packed_weight = packed->packed_weight;
+  plan.packed_bias = packed->packed_bias;
+  plan.winograd_weight = packed->winograd_weight;
+  plan.padded_channels = packed->padded_channels;
 }
 
 void run_direct(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, const ConvReluPoolTensors& tensors,
@@ -137,7 +176,7 @@ void run_direct(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, 
   const int64_t lanes = isa.lanes;
   KernelPlan plan;
   CallMemory memory;
-  plan_common(plan, shape, sizes, tensors, isa, 0, memory);
+  plan_common(plan, shape, sizes, tensors, isa, false, memory);
 
   const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
   const int64_t planes = shape.batch * plan.block_count;
@@ -168,15 +207,11 @@ void run_winograd(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes
   }
   const int64_t lanes = isa.lanes;
   const int64_t block_count = ceil_divide(shape.out_channels, lanes);
-  const int64_t padded_channels = round_up(shape.in_channels, lanes);
-  const int64_t winograd_floats = block_count * kWinogradFrequencies * padded_channels * lanes;
 
   KernelPlan plan;
   CallMemory memory;
-  float* winograd_weight = plan_common(plan, shape, sizes, tensors, isa, winograd_floats, memory);
-  isa.transform_weights(shape, plan.packed_weight, padded_channels, winograd_weight);
-  plan.winograd_weight = winograd_weight;
-  plan.padded_channels = padded_channels;
+  plan_common(plan, shape, sizes, tensors, isa, true, memory);
+  const int64_t padded_channels = plan.padded_channels;
 
   const int64_t planes = shape.batch * block_count;
   const int64_t tiles = sizes.pooled_height * sizes.pooled_width;
@@ -209,6 +244,17 @@ void run_winograd(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes
 }
 
 }  // namespace
+
+std::shared_ptr<const PackedWeights> pack_weights_for(const ConvReluPoolKernel& kernel,
+                                                      const ConvReluPoolShape& shape, const float* weight,
+                                                      const float* bias) {
+  if (kernel.isa == nullptr) {
+    return nullptr;
+  }
+  std::shared_ptr<PackedWeights> packed = pack_for(*kernel.isa, kernel.winograd, shape, weight, bias);
+  packed->kernel = &kernel;
+  return packed;
+}
 
 bool winograd_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes) {
   return shape.kernel_height == 3 && shape.kernel_width == 3 && shape.stride_height == 1 && shape.stride_width == 1 &&

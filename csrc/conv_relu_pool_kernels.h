@@ -10,6 +10,8 @@
 
 namespace fcnnzoo {
 
+struct IsaFunctions;
+
 using ConvReluPoolForward = void (*)(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                      const ConvReluPoolTensors& tensors, int thread_count);
 using ConvReluPoolShapeTest = bool (*)(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
@@ -31,6 +33,10 @@ struct ConvReluPoolKernel {
   // Short description of the shapes the variant supports, for error messages.
   const char* shape_limits;
   ConvReluPoolForward forward;
+  // The instruction set's functions, which also pack its weights, and
+  // whether the variant is a Winograd one; null for the reference.
+  const IsaFunctions* isa;
+  bool winograd;
 };
 
 // Naive loops over every output element; slow, kept as a second opinion.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from fcnnzoo import ops
+from fcnnzoo import planned
 
 __all__ = ["ConvReLUPool", "ConvReLUPoolMixin", "set_fused"]
 
@@ -37,18 +39,21 @@ class ConvReLUPoolMixin:
     ceil_mode: bool
     fused: bool
 
-    def run_conv_relu_pool(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Apply the layer's op to ``x``: the fused kernel if ``fused``, else the PyTorch composite."""
-        arguments = dict(
+    def op_settings(self) -> dict[str, Any]:
+        """Return the op's keyword arguments for this layer."""
+        return dict(
             stride=self.stride,
             padding=self.padding,
             pool_kernel=self.pool_kernel,
             pool_stride=self.pool_stride,
             ceil_mode=self.ceil_mode,
         )
+
+    def run_conv_relu_pool(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Apply the layer's op to ``x``: the fused kernel if ``fused``, else the PyTorch composite."""
         if self.fused:
-            return ops.conv_relu_pool(x, weight, bias, **arguments)
-        return ops.conv_relu_pool_reference(x, weight, bias, **arguments)
+            return ops.conv_relu_pool(x, weight, bias, **self.op_settings())
+        return ops.conv_relu_pool_reference(x, weight, bias, **self.op_settings())
 
     def describe_settings(self, has_bias: bool) -> str:
         """Format the settings as ``extra_repr`` shows them."""
@@ -133,6 +138,11 @@ class ConvReLUPool(ConvReLUPoolMixin, nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Repeated inference calls reuse a plan with packed weights.
+        if self.fused:
+            output = planned.planned_forward(self, x, self.weight, self.bias)
+            if output is not None:
+                return output
         return self.run_conv_relu_pool(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

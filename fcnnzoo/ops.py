@@ -203,7 +203,36 @@ def _check_arguments(x: object, weight: object, bias: object) -> None:
 _MAX_FUSED_WINDOW = 256
 
 
-def _runs_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pool_kernel: Pair) -> bool:
+def validate_call(
+    x: object,
+    weight: object,
+    bias: object,
+    *,
+    stride: int | Sequence[int],
+    padding: int | Sequence[int],
+    pool_kernel: int | Sequence[int],
+    pool_stride: int | Sequence[int] | None,
+    ceil_mode: bool,
+) -> Pair:
+    """Check the arguments of a :func:`conv_relu_pool` call and return the pooled ``(height, width)``.
+
+    Raises the errors that :func:`conv_relu_pool` documents.
+    """
+    _check_arguments(x, weight, bias)
+    assert isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)
+    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
+    return _pooled_size(
+        (x.shape[2], x.shape[3]),
+        (weight.shape[2], weight.shape[3]),
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+        pool_kernel_hw,
+        pool_kernel_hw if pool_stride is None else _pair(pool_stride, "pool_stride"),
+        bool(ceil_mode),
+    )
+
+
+def runs_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pool_kernel: Pair) -> bool:
     """Return whether the fused op can compute this call.
 
     Called after _check_arguments, so the dtypes and devices of the three
@@ -309,7 +338,7 @@ def conv_relu_pool(
         bool(ceil_mode),
     )
 
-    if not _runs_fused(x, weight, bias, pool_kernel_hw):
+    if not runs_fused(x, weight, bias, pool_kernel_hw):
         # Dynamo cannot trace logger calls, so a compiled graph logs nothing here.
         if not torch.compiler.is_compiling() and logger.isEnabledFor(logging.DEBUG):
             logger.debug("conv_relu_pool: PyTorch composite for %s %s on %s", x.dtype, tuple(x.shape), x.device)
