@@ -251,6 +251,26 @@ def test_compile_fullgraph_matches_eager(name: str) -> None:
         torch.testing.assert_close(parameter.grad, reference_parameter.grad, rtol=RTOL, atol=ATOL, msg=parameter_name)
 
 
+def test_compile_inductor_matches_eager() -> None:
+    # The default backend generates C++ for the ops around the custom op,
+    # which stays an opaque call with its registered backward.
+    model = fcnnzoo.create_model("fcnn").eval()
+    x = torch.randn(4, 1, 28, 28)
+    reference = fcnnzoo.nn.set_fused(copy.deepcopy(model), False)
+    compiled = torch.compile(model, fullgraph=True)
+
+    output = compiled(x)
+    expected = reference(x)
+    torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL)
+
+    output.sum().backward()
+    expected.sum().backward()
+    for (parameter_name, parameter), reference_parameter in zip(
+        model.named_parameters(), reference.parameters(), strict=True
+    ):
+        torch.testing.assert_close(parameter.grad, reference_parameter.grad, rtol=RTOL, atol=ATOL, msg=parameter_name)
+
+
 @pytest.mark.parametrize("name", ["ConvReLUPool", "fcnn"])
 def test_export_matches_eager(name: str) -> None:
     model = (small_model() if name == "ConvReLUPool" else fcnnzoo.create_model("fcnn")).eval()
