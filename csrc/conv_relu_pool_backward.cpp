@@ -144,11 +144,13 @@ void conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolS
   plan.weight_sum_floats = round_up(shape.out_channels * (kernel_floats + 1), 16);
   plan.image_floats = round_up(plan.padded_height * plan.padded_width * shape.in_channels, 16);
   plan.winner_floats = round_up(sizes.pooled_height * sizes.pooled_width, 16);
-  const int64_t plane_floats =
-      plan.sparse ? 2 * plan.winner_floats : round_up(sizes.conv_height * plan.plane_width, 16);
+  plan.entry_floats = round_up(shape.out_channels * sizes.pooled_height * sizes.pooled_width, 16);
+  plan.position_floats = round_up(sizes.conv_height * sizes.conv_width + 1, 16);
+  const int64_t plane_floats = plan.sparse ? 2 * plan.winner_floats + 5 * plan.entry_floats + plan.position_floats
+                                           : round_up(sizes.conv_height * plan.plane_width, 16);
   plan.scratch_stride = plan.weight_sum_floats + 2 * plan.image_floats + plane_floats;
-  if (plan.sparse && plan.image_floats > INT32_MAX) {
-    throw std::invalid_argument("the padded image of one sample has more than 2^31 values, too many for the backward.");
+  if (plan.sparse && std::max(plan.image_floats, plan.entry_floats) > INT32_MAX) {
+    throw std::invalid_argument("one sample has more than 2^31 input or pooled values, too many for the backward.");
   }
 
   // Each pooled value sends one multiply-add per weight to each gradient.

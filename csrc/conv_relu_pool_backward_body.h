@@ -146,80 +146,189 @@ FCNNZOO_INLINE float bias_gradient(const BackwardPlan& plan, int64_t plane) {
   return sum;
 }
 
+// Scratch memory of the sparse layout for one image: the winners of one
+// plane, and every winner of the image as an entry, sorted by position.
+struct SparseScratch {
+  int32_t* offsets;
+  float* gradients;
+  int32_t* entry_position;
+  int32_t* entry_channel;
+  float* entry_gradient;
+  int32_t* sorted_channel;
+  float* sorted_gradient;
+  int32_t* position_start;
+};
+
+// Adds to kCount vectors at target the sum over the sorted entries [first,
+// last) of gradient times the weights at weights + channel * channel_stride.
+// kCount independent sums keep that many multiply-adds in flight.
+template <int kLanes, int kCount>
+FCNNZOO_INLINE void add_weighted_rows(float* target, const float* weights, int64_t channel_stride,
+                                      const SparseScratch& scratch, int64_t first, int64_t last) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  Vector sums[kCount] = {};
+  for (int64_t entry = first; entry < last; ++entry) {
+    const float* weight_row = weights + scratch.sorted_channel[entry] * channel_stride;
+    const float gradient = scratch.sorted_gradient[entry];
+#pragma GCC unroll 4
+    for (int part = 0; part < kCount; ++part) {
+      sums[part] += load_vector<Vector>(weight_row + part * kLanes) * gradient;
+    }
+  }
+#pragma GCC unroll 4
+  for (int part = 0; part < kCount; ++part) {
+    float* slot = target + part * kLanes;
+    store_vector(slot, load_vector<Vector>(slot) + sums[part]);
+  }
+}
+
+// Adds to kCount vectors at target the sum over the winners [0, count) of
+// gradient times the image values at image + offset.
+template <int kLanes, int kCount>
+FCNNZOO_INLINE void add_patch_rows(float* target, const float* image, const int32_t* offsets,
+                                   const float* gradients, int64_t count) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  Vector sums[kCount] = {};
+  for (int64_t winner = 0; winner < count; ++winner) {
+    const float* patch = image + offsets[winner];
+    const float gradient = gradients[winner];
+#pragma GCC unroll 4
+    for (int part = 0; part < kCount; ++part) {
+      sums[part] += load_vector<Vector>(patch + part * kLanes) * gradient;
+    }
+  }
+#pragma GCC unroll 4
+  for (int part = 0; part < kCount; ++part) {
+    float* slot = target + part * kLanes;
+    store_vector(slot, load_vector<Vector>(slot) + sums[part]);
+  }
+}
+
 // Sparse layout: adds the gradients of one image to the worker's weight
 // accumulators ([out_channel][kh][kw][in_channel], then the bias) and its
-// padded channels-last input gradient. The winners of a plane are listed
-// first, so that each vector of accumulators stays in a register while it
-// runs over them.
+// padded channels-last input gradient.
+//
+// The weight gradient runs over the output channels: their winners are
+// listed first, so that each vector of accumulators stays in a register
+// while it runs over them. The input gradient runs over the convolution
+// positions instead: the winners of every output channel at one position
+// add their gradient times their weights in registers, and the sum is added
+// to the input gradient once per position rather than once per winner.
 template <int kLanes>
 FCNNZOO_INLINE void backward_image_sparse(const BackwardPlan& plan, int64_t image, const float* padded_image,
-                                          float* grad_image, float* weight_sums, int32_t* offsets,
-                                          float* gradients) {
+                                          float* grad_image, float* weight_sums, const SparseScratch& scratch) {
   using Vector = typename VectorOf<kLanes>::Type;
   const ConvReluPoolShape& shape = plan.shape;
+  const ConvReluPoolSizes& sizes = plan.sizes;
   const int64_t row_floats = shape.kernel_width * shape.in_channels;
   const int64_t kernel_floats = shape.kernel_height * row_floats;
   const int64_t image_row_floats = plan.padded_width * shape.in_channels;
   const int64_t vector_end = row_floats / kLanes * kLanes;
+  const int64_t positions = sizes.conv_height * sizes.conv_width;
   float* bias_sums = weight_sums + shape.out_channels * kernel_floats;
+  int32_t* offsets = scratch.offsets;
+  float* gradients = scratch.gradients;
+  int64_t entries = 0;
 
   for (int64_t out_channel = 0; out_channel < shape.out_channels; ++out_channel) {
     const int64_t plane = image * shape.out_channels + out_channel;
     bias_sums[out_channel] += bias_gradient<kLanes>(plan, plane);
-    int64_t count = 0;
     // Every window writes a slot, and only a positive one keeps it.
+    int64_t count = 0;
     for_each_winner(plan, plane, [&](int64_t row, int64_t column, float gradient, bool positive) {
       offsets[count] = static_cast<int32_t>(row * shape.stride_height * image_row_floats +
                                             column * shape.stride_width * shape.in_channels);
       gradients[count] = gradient;
-      count += positive ? 1 : 0;
+      scratch.entry_position[entries] = static_cast<int32_t>(row * sizes.conv_width + column);
+      scratch.entry_channel[entries] = static_cast<int32_t>(out_channel);
+      scratch.entry_gradient[entries] = gradient;
+      const int64_t kept = positive ? 1 : 0;
+      count += kept;
+      entries += kept;
     });
-    if (count == 0) {
+    if (count == 0 || !plan.need_weight) {
       continue;
     }
 
     float* weight_sum = weight_sums + out_channel * kernel_floats;
-    const float* weight = plan.weight + out_channel * kernel_floats;
     for (int64_t kh = 0; kh < shape.kernel_height; ++kh) {
       const float* image_rows = padded_image + kh * image_row_floats;
       float* sum_row = weight_sum + kh * row_floats;
-      const float* weight_row = weight + kh * row_floats;
-      float* grad_rows = grad_image != nullptr ? grad_image + kh * image_row_floats : nullptr;
-      for (int64_t index = 0; index < vector_end; index += kLanes) {
-        if (plan.need_weight) {
-          // Four partial sums keep four multiply-adds in flight.
-          Vector sums[4] = {};
-          int64_t winner = 0;
-          for (; winner + 4 <= count; winner += 4) {
-#pragma GCC unroll 4
-            for (int part = 0; part < 4; ++part) {
-              const float* patch = image_rows + offsets[winner + part] + index;
-              sums[part] += load_vector<Vector>(patch) * gradients[winner + part];
-            }
-          }
-          for (; winner < count; ++winner) {
-            sums[0] += load_vector<Vector>(image_rows + offsets[winner] + index) * gradients[winner];
-          }
-          const Vector total = (sums[0] + sums[1]) + (sums[2] + sums[3]);
-          store_vector(sum_row + index, load_vector<Vector>(sum_row + index) + total);
-        }
-        if (grad_rows != nullptr) {
-          const Vector weights = load_vector<Vector>(weight_row + index);
-          for (int64_t winner = 0; winner < count; ++winner) {
-            float* target = grad_rows + offsets[winner] + index;
-            store_vector(target, load_vector<Vector>(target) + weights * gradients[winner]);
-          }
-        }
+      int64_t index = 0;
+      for (; index + 4 * kLanes <= row_floats; index += 4 * kLanes) {
+        add_patch_rows<kLanes, 4>(sum_row + index, image_rows + index, offsets, gradients, count);
+      }
+      if (index + 2 * kLanes <= row_floats) {
+        add_patch_rows<kLanes, 2>(sum_row + index, image_rows + index, offsets, gradients, count);
+        index += 2 * kLanes;
+      }
+      if (index + kLanes <= row_floats) {
+        add_patch_rows<kLanes, 1>(sum_row + index, image_rows + index, offsets, gradients, count);
       }
       for (int64_t index = vector_end; index < row_floats; ++index) {
         for (int64_t winner = 0; winner < count; ++winner) {
-          if (plan.need_weight) {
-            sum_row[index] += image_rows[offsets[winner] + index] * gradients[winner];
-          }
-          if (grad_rows != nullptr) {
-            grad_rows[offsets[winner] + index] += weight_row[index] * gradients[winner];
-          }
+          sum_row[index] += image_rows[offsets[winner] + index] * gradients[winner];
         }
+      }
+    }
+  }
+  if (grad_image == nullptr || entries == 0) {
+    return;
+  }
+
+  // Sort the entries by position (a counting sort keeps the channel order).
+  int32_t* start = scratch.position_start;
+  for (int64_t position = 0; position <= positions; ++position) {
+    start[position] = 0;
+  }
+  for (int64_t entry = 0; entry < entries; ++entry) {
+    ++start[scratch.entry_position[entry] + 1];
+  }
+  for (int64_t position = 0; position < positions; ++position) {
+    start[position + 1] += start[position];
+  }
+  for (int64_t entry = 0; entry < entries; ++entry) {
+    const int32_t slot = start[scratch.entry_position[entry]]++;
+    scratch.sorted_channel[slot] = scratch.entry_channel[entry];
+    scratch.sorted_gradient[slot] = scratch.entry_gradient[entry];
+  }
+  // The increments moved each start to the next position's start.
+  for (int64_t position = positions; position > 0; --position) {
+    start[position] = start[position - 1];
+  }
+  start[0] = 0;
+
+  for (int64_t position = 0; position < positions; ++position) {
+    const int64_t first = start[position];
+    const int64_t last = start[position + 1];
+    if (first == last) {
+      continue;
+    }
+    const int64_t row = position / sizes.conv_width;
+    const int64_t column = position % sizes.conv_width;
+    float* patch = grad_image + row * shape.stride_height * image_row_floats +
+                   column * shape.stride_width * shape.in_channels;
+    for (int64_t kh = 0; kh < shape.kernel_height; ++kh) {
+      float* target = patch + kh * image_row_floats;
+      const float* weights = plan.weight + kh * row_floats;
+      int64_t index = 0;
+      for (; index + 4 * kLanes <= row_floats; index += 4 * kLanes) {
+        add_weighted_rows<kLanes, 4>(target + index, weights + index, kernel_floats, scratch, first, last);
+      }
+      if (index + 2 * kLanes <= row_floats) {
+        add_weighted_rows<kLanes, 2>(target + index, weights + index, kernel_floats, scratch, first, last);
+        index += 2 * kLanes;
+      }
+      if (index + kLanes <= row_floats) {
+        add_weighted_rows<kLanes, 1>(target + index, weights + index, kernel_floats, scratch, first, last);
+        index += kLanes;
+      }
+      for (; index < row_floats; ++index) {
+        float sum = 0.0f;
+        for (int64_t entry = first; entry < last; ++entry) {
+          sum += weights[scratch.sorted_channel[entry] * kernel_floats + index] * scratch.sorted_gradient[entry];
+        }
+        target[index] += sum;
       }
     }
   }
@@ -384,9 +493,16 @@ FCNNZOO_INLINE void run_backward_tasks(const BackwardPlan& plan, int64_t begin, 
   float* padded_image = weight_sums + plan.weight_sum_floats;
   float* grad_image = padded_image + plan.image_floats;
   float* gradient_plane = grad_image + plan.image_floats;
-  // The sparse layout lists the winners of a plane here instead.
-  int32_t* offsets = reinterpret_cast<int32_t*>(gradient_plane);
-  float* gradients = gradient_plane + plan.winner_floats;
+  // The sparse layout keeps its winner lists where the dense one keeps its plane.
+  SparseScratch sparse;
+  sparse.offsets = reinterpret_cast<int32_t*>(gradient_plane);
+  sparse.gradients = gradient_plane + plan.winner_floats;
+  sparse.entry_position = reinterpret_cast<int32_t*>(sparse.gradients + plan.winner_floats);
+  sparse.entry_channel = sparse.entry_position + plan.entry_floats;
+  sparse.entry_gradient = reinterpret_cast<float*>(sparse.entry_channel + plan.entry_floats);
+  sparse.sorted_channel = reinterpret_cast<int32_t*>(sparse.entry_gradient + plan.entry_floats);
+  sparse.sorted_gradient = reinterpret_cast<float*>(sparse.sorted_channel + plan.entry_floats);
+  sparse.position_start = reinterpret_cast<int32_t*>(sparse.sorted_gradient + plan.entry_floats);
   const int64_t image_size = shape.in_channels * shape.in_height * shape.in_width;
 
   for (int64_t image = begin; image < end; ++image) {
@@ -397,7 +513,7 @@ FCNNZOO_INLINE void run_backward_tasks(const BackwardPlan& plan, int64_t begin, 
       image_gradient = grad_image;
     }
     if (plan.sparse) {
-      backward_image_sparse<kLanes>(plan, image, padded_image, image_gradient, weight_sums, offsets, gradients);
+      backward_image_sparse<kLanes>(plan, image, padded_image, image_gradient, weight_sums, sparse);
     } else {
       backward_image_dense<kLanes>(plan, image, padded_image, image_gradient, weight_sums, gradient_plane);
     }

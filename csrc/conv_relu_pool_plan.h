@@ -98,13 +98,18 @@ struct BackwardPlan {
   // Per-worker scratch memory of scratch_stride floats: the weight and bias
   // accumulators (weight_sum_floats), the padded image and its gradient
   // (image_floats each), and then the dense layout's gradient plane or the
-  // sparse layout's winners of one plane: int32 offsets into the image, then
-  // from winner_floats on their gradients.
+  // sparse layout's lists (SparseScratch in conv_relu_pool_backward_body.h):
+  // the winners of one plane (winner_floats each for int32 offsets and
+  // gradients), the winners of one image (entry_floats each for positions,
+  // channels, gradients, sorted channels and sorted gradients) and the
+  // start of each convolution position in the sorted lists (position_floats).
   float* scratch = nullptr;
   int64_t scratch_stride = 0;
   int64_t weight_sum_floats = 0;
   int64_t image_floats = 0;
   int64_t winner_floats = 0;
+  int64_t entry_floats = 0;
+  int64_t position_floats = 0;
 };
 
 // The code of the fast kernels for one instruction set, defined in
