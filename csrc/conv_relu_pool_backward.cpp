@@ -135,7 +135,8 @@ void conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolS
   }
 
   const bool vector_rows = !plan.sparse && shape.stride_width == 1;
-  plan.plane_width = vector_rows ? round_up(sizes.conv_width, lanes) : sizes.conv_width;
+  // Whole pairs of vectors, which the 2x2 pool's vector scatter writes.
+  plan.plane_width = vector_rows ? round_up(sizes.conv_width, 2 * lanes) : sizes.conv_width;
   const int64_t read_width = vector_rows ? plan.plane_width + shape.kernel_width - 1
                                          : (sizes.conv_width - 1) * shape.stride_width + shape.kernel_width;
   plan.padded_width = std::max(read_width, shape.padding_width + shape.in_width);

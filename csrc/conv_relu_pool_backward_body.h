@@ -22,7 +22,9 @@
 // an anonymous namespace and no calls to the standard library.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "conv_relu_pool_direct_body.h"
 #include "conv_relu_pool_plan.h"
@@ -393,6 +395,73 @@ FCNNZOO_INLINE bool correlate_rows_of_width(int64_t kernel_width, const Backward
   return false;
 }
 
+// Returns the lanes of first and second interleaved: first[0], second[0],
+// first[1], ..., from lane kHalf * kLanes / 2 of each on.
+template <int kLanes, int kHalf, size_t... kIndex>
+FCNNZOO_INLINE typename VectorOf<kLanes>::Type interleave(const typename VectorOf<kLanes>::Type& first,
+                                                          const typename VectorOf<kLanes>::Type& second,
+                                                          std::index_sequence<kIndex...>) {
+  return shuffle_lanes<kLanes, int(kIndex / 2 + kHalf * kLanes / 2 + (kIndex % 2) * kLanes)...>(first, second);
+}
+
+// Writes the gradients of a plane's winners into the zeroed gradient plane
+// with vectors, for the common 2x2 pool with stride 2: each pooled row
+// covers two convolution rows, and the four window positions become two
+// interleaved row pairs. Needs plane rows of a whole number of 2 * kLanes
+// floats. Returns false, writing nothing, for other pools.
+template <int kLanes>
+FCNNZOO_INLINE bool scatter_pairs(const BackwardPlan& plan, int64_t plane, float* gradient_plane) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  using Mask = typename VectorOf<kLanes>::Mask;
+  typedef uint8_t Bytes __attribute__((vector_size(kLanes)));
+  const ConvReluPoolShape& shape = plan.shape;
+  const ConvReluPoolSizes& sizes = plan.sizes;
+  if (shape.pool_kernel_height != 2 || shape.pool_kernel_width != 2 || shape.pool_stride_height != 2 ||
+      shape.pool_stride_width != 2 || plan.plane_width % (2 * kLanes) != 0) {
+    return false;
+  }
+  const int64_t pooled_width = sizes.pooled_width;
+  const int64_t pooled_plane = sizes.pooled_height * pooled_width;
+  const float* grad_output = plan.grad_output + plane * pooled_plane;
+  const float* output = plan.output + plane * pooled_plane;
+  const uint8_t* indices = plan.indices + plane * pooled_plane;
+  const Vector zero = {};
+  const Mask ones = Mask{} + 1;
+  const Mask twos = Mask{} + 2;
+  const Mask threes = Mask{} + 3;
+  const auto lanes = std::make_index_sequence<kLanes>{};
+
+  for (int64_t py = 0; py < sizes.pooled_height; ++py) {
+    float* top = gradient_plane + 2 * py * plan.plane_width;
+    float* bottom = top + plan.plane_width;
+    for (int64_t px = 0; px < pooled_width; px += kLanes) {
+      // The last group of a row may be partial: its missing lanes read as
+      // zero gradients, and the plane's rows are long enough for all lanes.
+      const int64_t position = py * pooled_width + px;
+      const int64_t count = min_of(kLanes, pooled_width - px);
+      float output_lanes[kLanes] = {};
+      float gradient_lanes[kLanes] = {};
+      Bytes bytes = {};
+      __builtin_memcpy(output_lanes, output + position, static_cast<size_t>(count) * sizeof(float));
+      __builtin_memcpy(gradient_lanes, grad_output + position, static_cast<size_t>(count) * sizeof(float));
+      __builtin_memcpy(&bytes, indices + position, static_cast<size_t>(count));
+      // As in for_each_winner, only positive or NaN outputs pass a gradient.
+      const Mask blocked = load_vector<Vector>(output_lanes) <= zero;
+      const Vector gradient = select_lanes(blocked, zero, load_vector<Vector>(gradient_lanes));
+      const Mask index = __builtin_convertvector(bytes, Mask);
+      const Vector top_left = select_lanes(index == Mask{}, gradient, zero);
+      const Vector top_right = select_lanes(index == ones, gradient, zero);
+      const Vector bottom_left = select_lanes(index == twos, gradient, zero);
+      const Vector bottom_right = select_lanes(index == threes, gradient, zero);
+      store_vector(top + 2 * px, interleave<kLanes, 0>(top_left, top_right, lanes));
+      store_vector(top + 2 * px + kLanes, interleave<kLanes, 1>(top_left, top_right, lanes));
+      store_vector(bottom + 2 * px, interleave<kLanes, 0>(bottom_left, bottom_right, lanes));
+      store_vector(bottom + 2 * px + kLanes, interleave<kLanes, 1>(bottom_left, bottom_right, lanes));
+    }
+  }
+  return true;
+}
+
 // Dense layout: the same for one image, with weight accumulators in the
 // weight's own layout ([out_channel][in_channel][kh][kw], then the bias) and
 // channel planes for the image and its gradient.
@@ -413,13 +482,10 @@ FCNNZOO_INLINE void backward_image_dense(const BackwardPlan& plan, int64_t image
     const int64_t plane = image * shape.out_channels + out_channel;
     __builtin_memset(gradient_plane, 0, static_cast<size_t>(conv_height * plane_width) * sizeof(float));
     bias_sums[out_channel] += bias_gradient<kLanes>(plan, plane);
-    bool any = false;
-    for_each_winner(plan, plane, [&](int64_t row, int64_t column, float gradient, bool positive) {
-      gradient_plane[row * plane_width + column] += gradient;
-      any |= positive;
-    });
-    if (!any) {
-      continue;
+    if (!scatter_pairs<kLanes>(plan, plane, gradient_plane)) {
+      for_each_winner(plan, plane, [&](int64_t row, int64_t column, float gradient, bool /*positive*/) {
+        gradient_plane[row * plane_width + column] += gradient;
+      });
     }
 
     float* weight_sum = weight_sums + out_channel * kernel_floats;
