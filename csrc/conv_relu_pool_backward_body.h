@@ -417,7 +417,9 @@ FCNNZOO_INLINE bool scatter_pairs(const BackwardPlan& plan, int64_t plane, float
   const ConvReluPoolShape& shape = plan.shape;
   const ConvReluPoolSizes& sizes = plan.sizes;
   if (shape.pool_kernel_height != 2 || shape.pool_kernel_width != 2 || shape.pool_stride_height != 2 ||
-      shape.pool_stride_width != 2 || plan.plane_width % (2 * kLanes) != 0) {
+      shape.pool_stride_width != 2 || plan.plane_width % (2 * kLanes) != 0 ||
+      2 * sizes.pooled_height > sizes.conv_height) {
+    // A last window that ceil_mode clips at the bottom has no second row.
     return false;
   }
   const int64_t pooled_width = sizes.pooled_width;

@@ -54,6 +54,7 @@ GRADIENT_CASES = [
     (2, 8, 6, (11, 11), (3, 3), {"padding": 1, "pool_kernel": 3, "pool_stride": 2, "ceil_mode": True}, True),
     (2, 6, 5, (12, 10), (3, 3), {"stride": 2, "padding": 1}, False),
     (3, 17, 9, (7, 9), (2, 4), {"padding": (0, 2), "pool_kernel": (3, 2), "pool_stride": (1, 2)}, True),
+    (2, 2, 4, (12, 12), (2, 2), {"ceil_mode": True}, True),
 ]
 
 
