@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,8 @@ __all__ = [
     "normalize",
     "renormalize",
     "resize_images",
+    "stratified_split",
+    "with_validation",
 ]
 
 
@@ -40,6 +43,9 @@ class DatasetSplits:
         std: per-channel standard deviation of the raw train images.
         input_size: image ``(height, width)`` in pixels.
         in_channels: number of image channels.
+        validation: ``TensorDataset(images, labels)`` held out of the train
+            set by :func:`with_validation`, or ``None``. It is normalized
+            like the other splits.
     """
 
     name: str
@@ -50,6 +56,7 @@ class DatasetSplits:
     std: tuple[float, ...]
     input_size: tuple[int, int]
     in_channels: int
+    validation: TensorDataset | None = None
 
     @property
     def num_classes(self) -> int:
@@ -198,4 +205,84 @@ def make_splits(
         std=std,
         input_size=(int(train_images.shape[2]), int(train_images.shape[3])),
         in_channels=int(train_images.shape[1]),
+    )
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split example indices into kept and held-out ones, class by class.
+
+    Each class gives ``round(fraction * count)`` of its examples, chosen at
+    random with ``seed``, to the held-out part, so the class shares stay as
+    they were. A class with too few examples to give one keeps them all.
+
+    Args:
+        labels: int labels of shape ``(N,)``.
+        fraction: share of each class to hold out, in ``(0, 1)``.
+        seed: seed of the random choice; the same seed gives the same split.
+
+    Returns:
+        ``(kept, held_out)``: sorted int64 index tensors that together cover ``range(N)``.
+
+    Raises:
+        TypeError: if ``fraction`` is not a number or ``seed`` not an int.
+        ValueError: if ``fraction`` is outside ``(0, 1)``, ``seed`` is
+            negative, or either part would be empty.
+    """
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool):
+        raise TypeError(f"The held-out fraction must be a number in (0, 1), got {fraction!r} of type {type(fraction).__name__}.")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"The held-out fraction must be in (0, 1), got {fraction!r}.")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"The split seed must be an int, got {seed!r} of type {type(seed).__name__}.")
+    if seed < 0:
+        raise ValueError(f"The split seed must not be negative, got {seed}.")
+
+    generator = torch.Generator().manual_seed(seed)
+    held_out = []
+    for label in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == label).flatten()
+        count = round(fraction * members.numel())
+        members = members[torch.randperm(members.numel(), generator=generator)]
+        held_out.append(members[:count])
+    held = torch.sort(torch.cat(held_out)).values if held_out else torch.zeros(0, dtype=torch.int64)
+    keep_mask = torch.ones(labels.shape[0], dtype=torch.bool)
+    keep_mask[held] = False
+    kept = torch.nonzero(keep_mask).flatten()
+
+    if held.numel() == 0 or kept.numel() == 0:
+        raise ValueError(
+            f"Holding out a fraction of {fraction} of {labels.shape[0]} examples leaves {kept.numel()} kept and "
+            f"{held.numel()} held out; both parts need at least one example. Choose another fraction."
+        )
+    return kept, held
+
+
+def with_validation(splits: DatasetSplits, fraction: float, seed: int = 0) -> DatasetSplits:
+    """Move a stratified share of the train split into a validation split.
+
+    The normalization stays the one computed on the full train split, so a
+    model evaluates on the test split identically with or without a
+    validation split.
+
+    Args:
+        splits: the dataset, without a validation split.
+        fraction: share of each class of the train split to move, in ``(0, 1)``.
+        seed: seed of the random choice.
+
+    Returns:
+        A copy of ``splits`` with a smaller ``train`` and a ``validation`` split.
+
+    Raises:
+        TypeError: if ``fraction`` is not a number.
+        ValueError: if ``splits`` already has a validation split, ``fraction``
+            is outside ``(0, 1)``, or either part would be empty.
+    """
+    if splits.validation is not None:
+        raise ValueError(f"Dataset {splits.name!r} already has a validation split of {len(splits.validation)} images.")
+    images, labels = splits.train.tensors
+    kept, held = stratified_split(labels, fraction, seed)
+    return replace(
+        splits,
+        train=TensorDataset(images[kept], labels[kept]),
+        validation=TensorDataset(images[held], labels[held]),
     )
