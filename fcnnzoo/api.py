@@ -142,9 +142,24 @@ def model_info(name: str) -> dict[str, Any]:
 def create_augmenter(name: str, **kwargs: Any) -> Any:
     """Build a registered augmenter, for example ``create_augmenter("hflip", p=0.5, seed=0)``.
 
+    ``name`` may also be a spec as the command line takes it, such as
+    ``create_augmenter("rotate:degrees=10,p=0.5", seed=0)``; its arguments
+    and ``kwargs`` are combined.
+
     Raises:
-        ValueError: if ``name`` is not registered.
+        ValueError: if ``name`` is not registered, the spec is invalid, or
+            an argument is given both in the spec and in ``kwargs``.
+        TypeError: if the augmenter does not accept an argument or its type.
     """
+    if isinstance(name, str) and ":" in name:
+        from fcnnzoo.component_spec import parse_component_spec
+
+        spec_text = name
+        name, spec_arguments = parse_component_spec(spec_text, "augmenter spec")
+        both = sorted(set(spec_arguments) & set(kwargs))
+        if both:
+            raise ValueError(f"The augmenter spec {spec_text!r} and the keyword arguments both set {', '.join(both)}. Set each once.")
+        kwargs = {**spec_arguments, **kwargs}
     spec = default_registry().get("augmenter", name)
     _check_arguments("augmenter", name, spec.factory, kwargs)
     return spec.factory(**kwargs)

@@ -86,27 +86,32 @@ def test_train_folder_with_resize(tmp_path, capsys):
     assert json.loads(stdout)["test_accuracy"] == metrics["test_accuracy"]
 
 
-def test_train_with_validation_split(tmp_path, capsys):
+def test_train_with_validation_split(test_components, tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, err = run(capsys, "train", "lenet5", "--epochs", "1", "--validation-fraction", "0.1", "--out", out, "--json")
+    code, stdout, err = run(
+        capsys, "train", "tiny_cnn", "--dataset", "synthetic", "--epochs", "1", "--validation-fraction", "0.25", "--out", out, "--json"
+    )
     assert code == 0, err
     metrics = json.loads(stdout)
-    assert metrics["validation_fraction"] == 0.1
-    assert metrics["validation_examples"] == pytest.approx(144, abs=5)
+    assert metrics["validation_fraction"] == 0.25
+    # 64 train images in two classes of 32: 8 of each class are held out.
+    assert metrics["validation_examples"] == 16
     assert 0.0 <= metrics["validation_accuracy"] <= 1.0
-    code, stdout, err = run(capsys, "eval", out, "--split", "validation", "--validation-fraction", "0.1", "--json")
+    code, stdout, err = run(capsys, "eval", out, "--split", "validation", "--validation-fraction", "0.25", "--json")
     assert code == 0, err
     report = json.loads(stdout)
     assert report["split"] == "validation"
     assert report["validation_accuracy"] == metrics["validation_accuracy"]
-    assert report["validation_examples"] == metrics["validation_examples"]
-    code, stdout, err = run(capsys, "eval", out, "--split", "validation", "--validation-fraction", "0.1")
+    assert report["validation_loss"] == metrics["validation_loss"]
+    assert report["validation_examples"] == 16
+    code, stdout, err = run(capsys, "eval", out, "--split", "validation", "--validation-fraction", "0.25")
     assert code == 0, err
     assert "Validation accuracy" in stdout
 
 
-def test_eval_validation_needs_fraction(fcnn_run, capsys):
-    code, out, err = run(capsys, "eval", fcnn_run["path"], "--split", "validation")
+def test_eval_validation_needs_fraction(tmp_path, capsys):
+    # The option check comes before the checkpoint is read, so no checkpoint is needed.
+    code, out, err = run(capsys, "eval", tmp_path, "--split", "validation")
     assert_usage_error(code, out, err, "--validation-fraction")
 
 
@@ -178,9 +183,12 @@ def test_train_rejects_missing_data_dir(tmp_path, capsys):
     assert_usage_error(code, out, err, str(missing), "does not exist")
 
 
-def test_eval_rejects_missing_data_dir(tmp_path, fcnn_run, capsys):
+def test_eval_rejects_missing_data_dir(test_components, tmp_path, capsys):
+    checkpoint = tmp_path / "run"
+    code, _, err = run(capsys, "train", "tiny_cnn", "--dataset", "synthetic", "--epochs", "1", "--out", checkpoint)
+    assert code == 0, err
     missing = tmp_path / "nowhere"
-    code, out, err = run(capsys, "eval", fcnn_run["path"], "--dataset", "mnist", "--data-dir", missing)
+    code, out, err = run(capsys, "eval", checkpoint, "--dataset", "mnist", "--data-dir", missing)
     assert_usage_error(code, out, err, str(missing), "does not exist")
 
 
