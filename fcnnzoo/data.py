@@ -108,11 +108,15 @@ def channel_statistics(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[f
     if images.dim() != 4 or images.numel() == 0:
         raise ValueError(f"Expected a non-empty batch of shape (N, C, H, W), got shape {tuple(images.shape)}.")
 
-    per_channel = images.to(torch.float64).transpose(0, 1).reshape(images.shape[1], -1)
-    mean = per_channel.mean(dim=1)
-    std = per_channel.std(dim=1, unbiased=False)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    return tuple(float(value) for value in mean), tuple(float(value) for value in std)
+    # One channel at a time, so the float64 copy stays a third of a color batch's size.
+    means = []
+    stds = []
+    for channel in range(images.shape[1]):
+        values = images[:, channel].to(torch.float64).reshape(-1)
+        means.append(float(values.mean()))
+        std = float(values.std(unbiased=False))
+        stds.append(std if std > 0 else 1.0)
+    return tuple(means), tuple(stds)
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -130,7 +134,7 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
 
     mean_tensor = torch.tensor(mean, dtype=torch.float32).view(1, channels, 1, 1)
     std_tensor = torch.tensor(std, dtype=torch.float32).view(1, channels, 1, 1)
-    return (images.to(torch.float32) - mean_tensor) / std_tensor
+    return (images.to(torch.float32) - mean_tensor).div_(std_tensor)
 
 
 def renormalize(

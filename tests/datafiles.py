@@ -24,7 +24,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def idx_arrays(train_count: int = 12, test_count: int = 6, side: int = 5) -> dict[str, np.ndarray]:
-    """Images whose pixel (0, 0) holds the image index, and labels that cycle through 0..9."""
+    """Images whose pixel (0, 0) is 10 times the image index and whose last pixel is 255, with labels cycling through 0..9."""
     arrays = {}
     for split, count in (("train", train_count), ("test", test_count)):
         images = np.zeros((count, side, side), dtype=np.uint8)

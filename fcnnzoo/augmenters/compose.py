@@ -28,7 +28,7 @@ def build_augmenter(item: Any) -> Callable[..., torch.Tensor]:
         The augmenter.
 
     Raises:
-        TypeError: if ``item`` is none of these.
+        TypeError: if ``item`` has another type.
         ValueError: if a name is not registered.
     """
     from fcnnzoo.api import create_augmenter

@@ -48,9 +48,9 @@ class RandomErasing(Augmenter):
 
     Each rectangle covers a share of the image area drawn uniformly from
     ``scale``, with a height-to-width ratio drawn log-uniformly from
-    ``ratio``. Its sides are rounded to whole pixels and clamped to the image,
-    so a rectangle never falls partly outside it; the top-left corner is
-    drawn uniformly among the positions where it fits.
+    ``ratio``. Its sides are rounded to whole pixels and clamped to the image
+    size, so a rectangle always lies inside the image. The top-left corner is
+    drawn uniformly among the positions where the rectangle fits.
 
     Args:
         scale: ``(min, max)`` share of the image area to erase, within ``[0, 1]``.

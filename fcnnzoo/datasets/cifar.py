@@ -43,8 +43,7 @@ def read_cifar_batch(path: Path, num_classes: int) -> tuple[torch.Tensor, torch.
     """Read one binary batch file, raw or gzip-compressed.
 
     Returns:
-        ``(images, labels)``: float32 images ``(N, 3, 32, 32)`` scaled to
-        ``[0, 1]`` and int64 labels ``(N,)``.
+        ``(images, labels)``: uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``.
 
     Raises:
         ValueError: if the file is empty, its size is not a whole number of
@@ -73,8 +72,7 @@ def read_cifar_batch(path: Path, num_classes: int) -> tuple[torch.Tensor, torch.
             "Check that it is a CIFAR-10 file, not a CIFAR-100 one."
         )
     pixels = table[:, 1:].reshape(records, CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE)
-    images = torch.from_numpy(pixels.copy()).to(torch.float32) / MAX_PIXEL
-    return images, torch.from_numpy(labels.astype(np.int64))
+    return torch.from_numpy(pixels.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
 def read_class_names(path: Path) -> tuple[str, ...]:
@@ -119,9 +117,12 @@ def load_cifar10(data_dir: str | Path | None = None) -> DatasetSplits:
     meta = folder / CIFAR10_META_FILE
     classes = read_class_names(meta) if meta.is_file() else CIFAR10_CLASSES
 
+    # Batches stay uint8 until they are joined, so only the joined images are converted to float32.
     batches = [read_cifar_batch(path, len(classes)) for path in paths]
-    train_images = torch.cat([images for images, _ in batches[:-1]])
+    train_images = torch.cat([images for images, _ in batches[:-1]]).to(torch.float32).div_(MAX_PIXEL)
     train_labels = torch.cat([labels for _, labels in batches[:-1]])
-    test_images, test_labels = batches[-1]
+    test_images = batches[-1][0].to(torch.float32).div_(MAX_PIXEL)
+    test_labels = batches[-1][1]
+    del batches
     logger.info("Loaded cifar10 from %s: %d train and %d test images", folder, train_images.shape[0], test_images.shape[0])
     return make_splits("cifar10", train_images, train_labels, test_images, test_labels, classes)

@@ -146,8 +146,8 @@ def load_idx_splits(name: str, data_dir: str | Path | None, classes: tuple[str, 
         labels = read_idx_ubyte(labels_path, 1)
         if images.shape[0] != labels.shape[0]:
             raise ValueError(
-                f"File {images_path} has {images.shape[0]} images but {labels_path} has {labels.shape[0]} labels; "
-                "the counts must be equal. Check that both files come from the same split and download."
+                f"File {images_path} has {images.shape[0]} images but {labels_path} has {labels.shape[0]} labels. "
+                "The counts must be equal. Check that both files come from the same split and download."
             )
         if images.shape[0] == 0:
             raise ValueError(f"File {images_path} contains no images.")
@@ -157,7 +157,7 @@ def load_idx_splits(name: str, data_dir: str | Path | None, classes: tuple[str, 
                 f"File {labels_path} has the label {int(labels[bad])} at index {bad}, "
                 f"expected labels from 0 to {len(classes) - 1}."
             )
-        tensor = torch.from_numpy(images.copy()).to(torch.float32).unsqueeze(1) / MAX_PIXEL
+        tensor = torch.from_numpy(images.copy()).to(torch.float32).unsqueeze(1).div_(MAX_PIXEL)
         split_tensors.append((tensor, torch.from_numpy(labels.astype("int64"))))
 
     (train_images, train_labels), (test_images, test_labels) = split_tensors
