@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-fraction",
         type=_fraction,
         default=None,
+        metavar="FRACTION",
         help="hold out this share of each class of the train split as a validation split (seed 0) and report its accuracy",
     )
     train_parser.add_argument("--epochs", type=_positive_int, required=True, help="number of passes over the train split")
@@ -185,7 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eval_parser.add_argument("--split", choices=EVALUATION_SPLITS, default="test", help="split to measure (default: test)")
     eval_parser.add_argument(
-        "--validation-fraction", type=_fraction, default=None, help="the --validation-fraction given to train, for --split validation"
+        "--validation-fraction",
+        type=_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="the --validation-fraction given to train, for --split validation",
     )
 
     quantize_parser = commands.add_parser("quantize", parents=[common], help="quantize a checkpoint and compare it with the original")
@@ -347,23 +352,19 @@ def _format_info(options: argparse.Namespace, info: dict[str, Any]) -> str:
 
 
 def _format_train(options: argparse.Namespace, metrics: dict[str, Any]) -> str:
-    return "\n".join(
-        [
-            f"Trained {metrics['model']} ({metrics['params']:,} parameters) on {metrics['dataset']} "
-            f"for {_count(metrics['epochs'], 'epoch')} in {metrics['train_seconds']:.1f} s.",
-            f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
-            f"over {metrics['test_examples']} images.",
-            *(
-                [
-                    f"Validation accuracy {metrics['validation_accuracy']:.4f}, validation loss "
-                    f"{metrics['validation_loss']:.4f} over {metrics['validation_examples']} images."
-                ]
-                if "validation_accuracy" in metrics
-                else []
-            ),
-            f"Checkpoint: {metrics['checkpoint']}",
-        ]
-    )
+    lines = [
+        f"Trained {metrics['model']} ({metrics['params']:,} parameters) on {metrics['dataset']} "
+        f"for {_count(metrics['epochs'], 'epoch')} in {metrics['train_seconds']:.1f} s.",
+        f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
+        f"over {metrics['test_examples']} images.",
+    ]
+    if "validation_accuracy" in metrics:
+        lines.append(
+            f"Validation accuracy {metrics['validation_accuracy']:.4f}, validation loss "
+            f"{metrics['validation_loss']:.4f} over {metrics['validation_examples']} images."
+        )
+    lines.append(f"Checkpoint: {metrics['checkpoint']}")
+    return "\n".join(lines)
 
 
 def _format_eval(options: argparse.Namespace, report: dict[str, Any]) -> str:

@@ -230,3 +230,29 @@ def test_mnist_label_file_with_bad_label(tmp_path, capsys):
     folder = write_idx(tmp_path / "data", arrays)
     code, out, err = run(capsys, "train", "fcnn", "--dataset", "mnist", "--data-dir", folder, "--epochs", "1", "--out", tmp_path / "run")
     assert_usage_error(code, out, err, str(folder / "train-labels-idx1-ubyte"), "label 12")
+
+
+def test_train_rejects_corrupt_gzip(tmp_path, capsys):
+    folder = write_idx(tmp_path / "data", idx_arrays(train_count=10, test_count=5, side=28), compress=True)
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-6])
+    code, out, err = run(capsys, "train", "fcnn", "--dataset", "mnist", "--data-dir", folder, "--epochs", "1", "--out", tmp_path / "run")
+    assert_usage_error(code, out, err, str(path), "not a valid gzip file")
+
+
+def test_train_rejects_unreadable_image(tmp_path, capsys):
+    folder = write_folder(tmp_path / "images", {"a": 2, "b": 2})
+    broken = folder / "b" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    code, out, err = run(capsys, "train", "fcnn", "--dataset", "folder", "--data-dir", folder, "--epochs", "1", "--out", tmp_path / "run")
+    assert_usage_error(code, out, err, str(broken), "cannot be read as an image")
+
+
+def test_train_rejects_cifar_label_out_of_range(tmp_path, capsys):
+    folder = write_cifar(tmp_path / "cifar")
+    path = folder / "test_batch.bin"
+    data = bytearray(path.read_bytes())
+    data[0] = 99
+    path.write_bytes(bytes(data))
+    code, out, err = run(capsys, "train", "fcnn", "--dataset", "cifar10", "--data-dir", folder, "--epochs", "1", "--out", tmp_path / "run")
+    assert_usage_error(code, out, err, str(path), "label 99 in record 0", "0 to 9")
