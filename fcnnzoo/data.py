@@ -242,23 +242,23 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
         raise ValueError(f"The split seed must not be negative, got {seed}.")
 
     generator = torch.Generator().manual_seed(seed)
-    held_out = []
+    held_out_parts = []
     for label in torch.unique(labels).tolist():
         members = torch.nonzero(labels == label).flatten()
         count = round(fraction * members.numel())
         members = members[torch.randperm(members.numel(), generator=generator)]
-        held_out.append(members[:count])
-    held = torch.sort(torch.cat(held_out)).values if held_out else torch.zeros(0, dtype=torch.int64)
+        held_out_parts.append(members[:count])
+    held_out = torch.sort(torch.cat(held_out_parts)).values if held_out_parts else torch.zeros(0, dtype=torch.int64)
     keep_mask = torch.ones(labels.shape[0], dtype=torch.bool)
-    keep_mask[held] = False
+    keep_mask[held_out] = False
     kept = torch.nonzero(keep_mask).flatten()
 
-    if held.numel() == 0 or kept.numel() == 0:
+    if held_out.numel() == 0 or kept.numel() == 0:
         raise ValueError(
             f"Holding out a fraction of {fraction} of {labels.shape[0]} examples leaves {kept.numel()} kept and "
-            f"{held.numel()} held out; both parts need at least one example. Choose another fraction."
+            f"{held_out.numel()} held out, but both parts need at least one example. Choose another fraction."
         )
-    return kept, held
+    return kept, held_out
 
 
 def with_validation(splits: DatasetSplits, fraction: float, seed: int = 0) -> DatasetSplits:
@@ -284,9 +284,9 @@ def with_validation(splits: DatasetSplits, fraction: float, seed: int = 0) -> Da
     if splits.validation is not None:
         raise ValueError(f"Dataset {splits.name!r} already has a validation split of {len(splits.validation)} images.")
     images, labels = splits.train.tensors
-    kept, held = stratified_split(labels, fraction, seed)
+    train_indices, validation_indices = stratified_split(labels, fraction, seed)
     return replace(
         splits,
-        train=TensorDataset(images[kept], labels[kept]),
-        validation=TensorDataset(images[held], labels[held]),
+        train=TensorDataset(images[train_indices], labels[train_indices]),
+        validation=TensorDataset(images[validation_indices], labels[validation_indices]),
     )

@@ -394,7 +394,7 @@ def test_stratified_split_rejects_fraction(fraction, error):
 
 
 def test_stratified_split_rejects_empty_part():
-    with pytest.raises(ValueError, match=r"both parts need at least one example"):
+    with pytest.raises(ValueError, match=r"but both parts need at least one example"):
         stratified_split(torch.tensor([0, 1, 2]), 0.1, seed=0)
 
 

@@ -180,8 +180,10 @@ def load_folder(
     else:
         if has_splits:
             logger.info("The folder %s has no %s sub-folder, so %g of each class is held out for testing", folder, TEST_FOLDER, test_fraction)
-        kept, held = stratified_split(labels, test_fraction, split_seed)
-        splits = make_splits("folder", images[kept], labels[kept], images[held], labels[held], classes)
+        train_indices, test_indices = stratified_split(labels, test_fraction, split_seed)
+        splits = make_splits(
+            "folder", images[train_indices], labels[train_indices], images[test_indices], labels[test_indices], classes
+        )
     logger.info("Loaded folder %s: %d classes, %d train and %d test images", folder, len(classes), len(splits.train), len(splits.test))
     return splits
 
