@@ -142,9 +142,24 @@ def model_info(name: str) -> dict[str, Any]:
 def create_augmenter(name: str, **kwargs: Any) -> Any:
     """Build a registered augmenter, for example ``create_augmenter("hflip", p=0.5, seed=0)``.
 
+    ``name`` may also be a spec as the command line takes it, such as
+    ``create_augmenter("rotate:degrees=10,p=0.5", seed=0)``; its arguments
+    and ``kwargs`` are combined.
+
     Raises:
-        ValueError: if ``name`` is not registered.
+        ValueError: if ``name`` is not registered, the spec is invalid, or
+            an argument is given both in the spec and in ``kwargs``.
+        TypeError: if the augmenter does not accept an argument or its type.
     """
+    if isinstance(name, str) and ":" in name:
+        from fcnnzoo.component_spec import parse_component_spec
+
+        spec_text = name
+        name, spec_arguments = parse_component_spec(spec_text, "augmenter spec")
+        both = sorted(set(spec_arguments) & set(kwargs))
+        if both:
+            raise ValueError(f"The augmenter spec {spec_text!r} and the keyword arguments both set {', '.join(both)}. Set each once.")
+        kwargs = {**spec_arguments, **kwargs}
     spec = default_registry().get("augmenter", name)
     _check_arguments("augmenter", name, spec.factory, kwargs)
     return spec.factory(**kwargs)
@@ -171,15 +186,42 @@ def list_quantizers(pattern: str | None = None) -> list[str]:
     return [spec.name for spec in default_registry().specs("quantizer", pattern)]
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs: Any) -> DatasetSplits:
-    """Load a registered dataset from local files (``digits`` needs none).
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    validation_fraction: float | None = None,
+    validation_seed: int = 0,
+    **kwargs: Any,
+) -> DatasetSplits:
+    """Load a registered dataset from local files (``digits`` needs none); nothing is downloaded.
+
+    Args:
+        name: the dataset name, as in ``list_datasets()``.
+        data_dir: the folder with the dataset's files.
+        validation_fraction: share of each class of the train split to move
+            into ``splits.validation``, in ``(0, 1)``; ``None`` keeps the
+            train split whole.
+        validation_seed: seed of the validation choice. The default keeps the
+            same validation images for every training seed.
+        **kwargs: dataset-specific arguments, such as ``resize`` for ``folder``.
+
+    Returns:
+        The splits, normalized with the statistics of the full train split.
 
     Raises:
         ValueError: if ``name`` is not registered or its files are invalid.
+        FileNotFoundError: if ``data_dir`` or a file it needs does not exist.
+        TypeError: if the dataset does not accept an argument.
     """
+    from fcnnzoo.data import with_validation
+
     spec = default_registry().get("dataset", name)
     _check_arguments("dataset", name, spec.factory, {"data_dir": data_dir, **kwargs})
-    return spec.factory(data_dir=data_dir, **kwargs)
+    splits = spec.factory(data_dir=data_dir, **kwargs)
+    if validation_fraction is not None:
+        splits = with_validation(splits, validation_fraction, validation_seed)
+    return splits
 
 
 def list_datasets(pattern: str | None = None) -> list[str]:

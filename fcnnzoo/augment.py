@@ -16,6 +16,7 @@ from typing import ClassVar
 from typing import Final
 
 import torch
+from torch.utils.data import get_worker_info
 
 __all__ = [
     "Augmenter",
@@ -27,6 +28,8 @@ __all__ = [
     "sample_apply_mask",
     "sample_integers",
     "sample_normal",
+    "sample_uniform",
+    "worker_seed",
 ]
 
 # A seed must fit the 64 bits that torch.Generator.manual_seed accepts.
@@ -109,6 +112,27 @@ def sample_normal(shape: tuple[int, ...], generator: torch.Generator) -> torch.T
     return torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
 
 
+def sample_uniform(count: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    """Draw ``count`` float64 values uniformly from ``[low, high)`` on the generator's device."""
+    unit = torch.rand(count, generator=generator, device=generator.device, dtype=torch.float64)
+    return low + (high - low) * unit
+
+
+def worker_seed(seed: int | None, loader_seed: int) -> int:
+    """Derive the seed of an augmenter's generator inside one DataLoader worker.
+
+    ``loader_seed`` is ``torch.utils.data.get_worker_info().seed``: the
+    DataLoader draws a new base seed for every epoch (from its ``generator``
+    when it has one) and adds the worker id. Mixing it with the augmenter's
+    own ``seed`` gives every worker and every epoch its own stream, and the
+    same streams again for a DataLoader with the same seed.
+    """
+    import numpy as np
+
+    entropy = [loader_seed % 2**64] if seed is None else [seed, loader_seed % 2**64]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
+
+
 class Augmenter:
     """Base class of the batched augmenters.
 
@@ -118,6 +142,9 @@ class Augmenter:
     ``torch.Generator``, seeded with ``seed``, so two augmenters built with
     the same arguments produce the same outputs call after call. With
     ``seed=None`` the own generator starts from a nondeterministic seed.
+    Inside a DataLoader worker the own generator is reseeded once per worker
+    and epoch with :func:`worker_seed`, so that the copies in the workers
+    do not repeat each other's values.
 
     Subclasses set :attr:`name`, draw their parameters in :meth:`sample`
     (starting with the ``"apply"`` mask from :meth:`sample_apply_mask`) and
@@ -138,10 +165,9 @@ class Augmenter:
     def __init__(self, *, p: float, seed: int | None = None) -> None:
         self.p = check_probability(self.name, "p", p)
         self.seed = check_seed(self.name, seed)
-        # NOTE: DataLoader workers each receive a copy of this generator in
-        # the same state, so they draw the same values unless each worker
-        # reseeds its copy with manual_seed.
         self.generator = torch.Generator()
+        # The DataLoader worker seed the own generator was last derived from, or None.
+        self._loader_seed: int | None = None
         self.manual_seed(seed)
 
     def manual_seed(self, seed: int | None) -> Augmenter:
@@ -178,8 +204,21 @@ class Augmenter:
         images = check_image_batch(self.name, images)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"{self.name} generator must be a torch.Generator or None, got {type(generator).__name__}.")
-        parameters = self.sample(images, self.generator if generator is None else generator)
+        parameters = self.sample(images, self.own_generator() if generator is None else generator)
         return self.apply(images, parameters)
+
+    def own_generator(self) -> torch.Generator:
+        """Return the own generator, first reseeding it if this is a new DataLoader worker or epoch.
+
+        DataLoader workers each start from a copy of the augmenter, so
+        without the reseed every worker would draw the same values, and
+        with non-persistent workers every epoch would too.
+        """
+        info = get_worker_info()
+        if info is not None and info.seed != self._loader_seed:
+            self.generator.manual_seed(worker_seed(self.seed, info.seed))
+            self._loader_seed = info.seed
+        return self.generator
 
     def sample_apply_mask(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """Draw which of ``count`` samples to change, each with probability ``p``."""

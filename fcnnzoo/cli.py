@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from typing import Final
 from typing import NoReturn
 
 from fcnnzoo import __version__
+from fcnnzoo.component_spec import parse_component_spec
 from fcnnzoo.registry import PluginError
 from fcnnzoo.registry import PluginWarning
 
@@ -49,7 +49,6 @@ USER_ERRORS: Final = (
     PluginError,
 )
 
-_INT_PATTERN: Final = re.compile(r"[+-]?\d+")
 _LIST_KINDS: Final = ("models", "augmenters", "quantizers", "datasets", "plugins")
 
 
@@ -62,61 +61,6 @@ class _ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (run '{self.prog} --help' for usage)")
-
-
-def parse_component_spec(text: str, option: str = "--augment") -> tuple[str, dict[str, Any]]:
-    """Parse ``NAME[:key=value,...]`` into a name and keyword arguments.
-
-    Values become ``bool`` for ``true``/``false`` (any case), ``int`` for
-    integer literals, ``float`` for other finite numbers and stay ``str``
-    otherwise, so ``"random_crop:padding=2,p=0.5"`` gives
-    ``("random_crop", {"padding": 2, "p": 0.5})``.
-
-    Args:
-        text: the option value.
-        option: the option name, used in error messages.
-
-    Returns:
-        ``(name, arguments)``.
-
-    Raises:
-        ValueError: if the name is empty, an item lacks ``=``, a key is not
-            an identifier or appears twice.
-    """
-    name, separator, options = text.partition(":")
-    name = name.strip()
-    if not name:
-        raise ValueError(f"Invalid {option} value {text!r}: expected NAME[:key=value,...] with a non-empty NAME.")
-    arguments: dict[str, Any] = {}
-    if not separator:
-        return name, arguments
-    if not options.strip():
-        raise ValueError(f"Invalid {option} value {text!r}: nothing follows ':'. Drop the ':' or add key=value pairs.")
-
-    for item in options.split(","):
-        key, equals, value = item.partition("=")
-        key = key.strip()
-        if not equals:
-            raise ValueError(f"Invalid {option} value {text!r}: {item.strip()!r} is not a key=value pair.")
-        if not key.isidentifier():
-            raise ValueError(f"Invalid {option} value {text!r}: key {key!r} is not a valid argument name.")
-        if key in arguments:
-            raise ValueError(f"Invalid {option} value {text!r}: key {key!r} is given twice.")
-        arguments[key] = _coerce(value.strip())
-    return name, arguments
-
-
-def _coerce(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if _INT_PATTERN.fullmatch(text):
-        return int(text)
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) else text
 
 
 def _positive_int(text: str) -> int:
@@ -149,6 +93,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
 def _smoothing(text: str) -> float:
     try:
         value = float(text)
@@ -166,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fcnnzoo.training import DEFAULT_LR
     from fcnnzoo.training import DEFAULT_SCHEDULE
     from fcnnzoo.training import SCHEDULES
+    from fcnnzoo.workflows import EVALUATION_SPLITS
 
     common = _ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of a summary")
@@ -184,8 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_parser = commands.add_parser("train", parents=[common], help="train a model and save a checkpoint")
     train_parser.add_argument("model", help="architecture name, as in 'fcnnzoo list models'")
-    train_parser.add_argument("--dataset", default="digits", help="dataset name, as in 'fcnnzoo list datasets' (default: digits)")
+    train_parser.add_argument(
+        "--dataset",
+        default="digits",
+        metavar="NAME[:key=value,...]",
+        help="dataset, as in 'fcnnzoo list datasets', with its arguments, such as 'folder:resize=32x32' (default: digits)",
+    )
     train_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+    train_parser.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="hold out this share of each class of the train split as a validation split (seed 0) and report its accuracy",
+    )
     train_parser.add_argument("--epochs", type=_positive_int, required=True, help="number of passes over the train split")
     train_parser.add_argument("--out", required=True, help="checkpoint folder to write; an existing checkpoint there is replaced")
     train_parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed for weights, batch order and augmentation (default: 0)")
@@ -211,6 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser = commands.add_parser("eval", parents=[common], help="evaluate a checkpoint on its dataset's test split")
     eval_parser.add_argument("checkpoint", help="checkpoint folder written by 'fcnnzoo train'")
     eval_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+    eval_parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME[:key=value,...]",
+        help="dataset with the arguments it was trained with (default: the checkpoint's dataset, without arguments)",
+    )
+    eval_parser.add_argument("--split", choices=EVALUATION_SPLITS, default="test", help="split to measure (default: test)")
+    eval_parser.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="the --validation-fraction given to train, for --split validation",
+    )
 
     quantize_parser = commands.add_parser("quantize", parents=[common], help="quantize a checkpoint and compare it with the original")
     quantize_parser.add_argument("checkpoint", help="float checkpoint folder written by 'fcnnzoo train'")
@@ -296,12 +277,15 @@ def _run_train(options: argparse.Namespace) -> Any:
     from fcnnzoo.workflows import train_to_checkpoint
 
     augment = [parse_component_spec(text, "--augment") for text in options.augment]
+    dataset, dataset_arguments = parse_component_spec(options.dataset, "--dataset")
     return train_to_checkpoint(
         options.model,
         options.out,
         epochs=options.epochs,
-        dataset=options.dataset,
+        dataset=dataset,
         data_dir=options.data_dir,
+        dataset_arguments=dataset_arguments,
+        validation_fraction=options.validation_fraction,
         batch_size=options.batch_size,
         lr=options.lr,
         schedule=options.schedule,
@@ -314,7 +298,15 @@ def _run_train(options: argparse.Namespace) -> Any:
 def _run_eval(options: argparse.Namespace) -> Any:
     from fcnnzoo.workflows import evaluate_checkpoint
 
-    return evaluate_checkpoint(options.checkpoint, data_dir=options.data_dir)
+    dataset, dataset_arguments = (None, {}) if options.dataset is None else parse_component_spec(options.dataset, "--dataset")
+    return evaluate_checkpoint(
+        options.checkpoint,
+        data_dir=options.data_dir,
+        dataset=dataset,
+        dataset_arguments=dataset_arguments,
+        split=options.split,
+        validation_fraction=options.validation_fraction,
+    )
 
 
 def _run_quantize(options: argparse.Namespace) -> Any:
@@ -360,25 +352,30 @@ def _format_info(options: argparse.Namespace, info: dict[str, Any]) -> str:
 
 
 def _format_train(options: argparse.Namespace, metrics: dict[str, Any]) -> str:
-    return "\n".join(
-        [
-            f"Trained {metrics['model']} ({metrics['params']:,} parameters) on {metrics['dataset']} "
-            f"for {_count(metrics['epochs'], 'epoch')} in {metrics['train_seconds']:.1f} s.",
-            f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
-            f"over {metrics['test_examples']} images.",
-            f"Checkpoint: {metrics['checkpoint']}",
-        ]
-    )
+    lines = [
+        f"Trained {metrics['model']} ({metrics['params']:,} parameters) on {metrics['dataset']} "
+        f"for {_count(metrics['epochs'], 'epoch')} in {metrics['train_seconds']:.1f} s.",
+        f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
+        f"over {metrics['test_examples']} images.",
+    ]
+    if "validation_accuracy" in metrics:
+        lines.append(
+            f"Validation accuracy {metrics['validation_accuracy']:.4f}, validation loss "
+            f"{metrics['validation_loss']:.4f} over {metrics['validation_examples']} images."
+        )
+    lines.append(f"Checkpoint: {metrics['checkpoint']}")
+    return "\n".join(lines)
 
 
 def _format_eval(options: argparse.Namespace, report: dict[str, Any]) -> str:
     quantization = report["quantization"]
     model = report["model"] if quantization is None else f"{report['model']} ({quantization['method']})"
+    split = report["split"]
     return "\n".join(
         [
             f"Checkpoint {report['checkpoint']}: {model} on {report['dataset']}.",
-            f"Test accuracy {report['test_accuracy']:.4f}, test loss {report['test_loss']:.4f} "
-            f"over {report['test_examples']} images.",
+            f"{split.capitalize()} accuracy {report[f'{split}_accuracy']:.4f}, {split} loss {report[f'{split}_loss']:.4f} "
+            f"over {report[f'{split}_examples']} images.",
         ]
     )
 

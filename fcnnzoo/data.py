@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,8 @@ __all__ = [
     "normalize",
     "renormalize",
     "resize_images",
+    "stratified_split",
+    "with_validation",
 ]
 
 
@@ -40,6 +43,9 @@ class DatasetSplits:
         std: per-channel standard deviation of the raw train images.
         input_size: image ``(height, width)`` in pixels.
         in_channels: number of image channels.
+        validation: ``TensorDataset(images, labels)`` held out of the train
+            set by :func:`with_validation`, or ``None``. It is normalized
+            like the other splits.
     """
 
     name: str
@@ -50,6 +56,7 @@ class DatasetSplits:
     std: tuple[float, ...]
     input_size: tuple[int, int]
     in_channels: int
+    validation: TensorDataset | None = None
 
     @property
     def num_classes(self) -> int:
@@ -101,11 +108,15 @@ def channel_statistics(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[f
     if images.dim() != 4 or images.numel() == 0:
         raise ValueError(f"Expected a non-empty batch of shape (N, C, H, W), got shape {tuple(images.shape)}.")
 
-    per_channel = images.to(torch.float64).transpose(0, 1).reshape(images.shape[1], -1)
-    mean = per_channel.mean(dim=1)
-    std = per_channel.std(dim=1, unbiased=False)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    return tuple(float(value) for value in mean), tuple(float(value) for value in std)
+    # One channel at a time, so the float64 copy stays a third of a color batch's size.
+    means = []
+    stds = []
+    for channel in range(images.shape[1]):
+        values = images[:, channel].to(torch.float64).reshape(-1)
+        means.append(float(values.mean()))
+        std = float(values.std(unbiased=False))
+        stds.append(std if std > 0 else 1.0)
+    return tuple(means), tuple(stds)
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -123,7 +134,7 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
 
     mean_tensor = torch.tensor(mean, dtype=torch.float32).view(1, channels, 1, 1)
     std_tensor = torch.tensor(std, dtype=torch.float32).view(1, channels, 1, 1)
-    return (images.to(torch.float32) - mean_tensor) / std_tensor
+    return (images.to(torch.float32) - mean_tensor).div_(std_tensor)
 
 
 def renormalize(
@@ -198,4 +209,84 @@ def make_splits(
         std=std,
         input_size=(int(train_images.shape[2]), int(train_images.shape[3])),
         in_channels=int(train_images.shape[1]),
+    )
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split example indices into kept and held-out ones, class by class.
+
+    Each class gives ``round(fraction * count)`` of its examples, chosen at
+    random with ``seed``, to the held-out part, so the class shares stay as
+    they were. A class with too few examples to give one keeps them all.
+
+    Args:
+        labels: int labels of shape ``(N,)``.
+        fraction: share of each class to hold out, in ``(0, 1)``.
+        seed: seed of the random choice; the same seed gives the same split.
+
+    Returns:
+        ``(kept, held_out)``: sorted int64 index tensors that together cover ``range(N)``.
+
+    Raises:
+        TypeError: if ``fraction`` is not a number or ``seed`` not an int.
+        ValueError: if ``fraction`` is outside ``(0, 1)``, ``seed`` is
+            negative, or either part would be empty.
+    """
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool):
+        raise TypeError(f"The held-out fraction must be a number in (0, 1), got {fraction!r} of type {type(fraction).__name__}.")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"The held-out fraction must be in (0, 1), got {fraction!r}.")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"The split seed must be an int, got {seed!r} of type {type(seed).__name__}.")
+    if seed < 0:
+        raise ValueError(f"The split seed must not be negative, got {seed}.")
+
+    generator = torch.Generator().manual_seed(seed)
+    held_out_parts = []
+    for label in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == label).flatten()
+        count = round(fraction * members.numel())
+        members = members[torch.randperm(members.numel(), generator=generator)]
+        held_out_parts.append(members[:count])
+    held_out = torch.sort(torch.cat(held_out_parts)).values if held_out_parts else torch.zeros(0, dtype=torch.int64)
+    keep_mask = torch.ones(labels.shape[0], dtype=torch.bool)
+    keep_mask[held_out] = False
+    kept = torch.nonzero(keep_mask).flatten()
+
+    if held_out.numel() == 0 or kept.numel() == 0:
+        raise ValueError(
+            f"Holding out a fraction of {fraction} of {labels.shape[0]} examples leaves {kept.numel()} kept and "
+            f"{held_out.numel()} held out, but both parts need at least one example. Choose another fraction."
+        )
+    return kept, held_out
+
+
+def with_validation(splits: DatasetSplits, fraction: float, seed: int = 0) -> DatasetSplits:
+    """Move a stratified share of the train split into a validation split.
+
+    The normalization stays the one computed on the full train split, so a
+    model evaluates on the test split identically with or without a
+    validation split.
+
+    Args:
+        splits: the dataset, without a validation split.
+        fraction: share of each class of the train split to move, in ``(0, 1)``.
+        seed: seed of the random choice.
+
+    Returns:
+        A copy of ``splits`` with a smaller ``train`` and a ``validation`` split.
+
+    Raises:
+        TypeError: if ``fraction`` is not a number.
+        ValueError: if ``splits`` already has a validation split, ``fraction``
+            is outside ``(0, 1)``, or either part would be empty.
+    """
+    if splits.validation is not None:
+        raise ValueError(f"Dataset {splits.name!r} already has a validation split of {len(splits.validation)} images.")
+    images, labels = splits.train.tensors
+    train_indices, validation_indices = stratified_split(labels, fraction, seed)
+    return replace(
+        splits,
+        train=TensorDataset(images[train_indices], labels[train_indices]),
+        validation=TensorDataset(images[validation_indices], labels[validation_indices]),
     )

@@ -7,6 +7,7 @@ parses arguments and prints these reports.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from fcnnzoo.training import evaluate
 from fcnnzoo.training import train
 
 __all__ = [
+    "EVALUATION_SPLITS",
     "METRICS_FILE",
     "QUANTIZATION_REPORT_FILE",
     "evaluate_checkpoint",
@@ -46,6 +48,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 METRICS_FILE: Final = "metrics.json"
+# Splits that evaluate_checkpoint measures.
+EVALUATION_SPLITS: Final = ("test", "validation")
 QUANTIZATION_REPORT_FILE: Final = "quantization.json"
 
 
@@ -56,6 +60,8 @@ def train_to_checkpoint(
     epochs: int,
     dataset: str = "digits",
     data_dir: str | Path | None = None,
+    dataset_arguments: Mapping[str, Any] | None = None,
+    validation_fraction: float | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     lr: float = DEFAULT_LR,
     schedule: str = DEFAULT_SCHEDULE,
@@ -69,7 +75,8 @@ def train_to_checkpoint(
     The checkpoint folder ``out`` receives the weights, ``config.json`` and
     ``metrics.json`` in one atomic step. ``seed`` seeds torch's global
     generator before the model is built, so the initial weights are
-    reproducible too.
+    reproducible too. The model is built for the dataset's channels, classes
+    and image size, so a 3-channel 32x32 dataset gets a matching network.
 
     Args:
         model_name: architecture name, as in ``fcnnzoo list models``.
@@ -77,6 +84,9 @@ def train_to_checkpoint(
         epochs: number of passes over the train split.
         dataset: dataset name, as in ``fcnnzoo list datasets``.
         data_dir: folder with the dataset's files, for datasets that need them.
+        dataset_arguments: dataset-specific arguments, such as ``resize`` for ``folder``.
+        validation_fraction: share of each class of the train split held out
+            as a validation split and measured after training, or ``None``.
         batch_size: training examples per optimizer step.
         lr: Adam learning rate, the peak of the schedule.
         schedule: learning-rate schedule, ``"cosine"`` or ``"constant"``.
@@ -87,12 +97,14 @@ def train_to_checkpoint(
 
     Returns:
         The metrics written to ``metrics.json`` plus ``"checkpoint"``, the
-        absolute path of ``out``.
+        absolute path of ``out``. With a validation split they include
+        ``validation_accuracy``, ``validation_loss`` and ``validation_examples``.
 
     Raises:
-        ValueError: if a name is unknown, a value is out of range, or the
-            model does not fit the dataset.
+        ValueError: if a name is unknown, a value is out of range, a dataset
+            file is invalid, or the model does not fit the dataset.
         TypeError: if a component rejects its arguments.
+        FileNotFoundError: if ``data_dir`` or a dataset file does not exist.
         FileExistsError: if ``out`` is a file or a non-empty folder that is
             not a checkpoint.
     """
@@ -104,10 +116,11 @@ def train_to_checkpoint(
     default_registry().get("architecture", model_name)
     default_registry().get("dataset", dataset)
     augmenters = [_build_component("augmenter", create_augmenter, name, arguments) for name, arguments in augment]
-    splits = load_dataset(dataset, data_dir=data_dir)
+    dataset_arguments = dict(dataset_arguments or {})
+    splits = load_dataset(dataset, data_dir=data_dir, validation_fraction=validation_fraction, **dataset_arguments)
 
     torch.manual_seed(seed)
-    model = create_model(model_name, in_channels=splits.in_channels, num_classes=splits.num_classes)
+    model = create_model(model_name, **_model_arguments_for(model_name, splits))
     result = train(
         model,
         splits,
@@ -121,10 +134,22 @@ def train_to_checkpoint(
         progress=progress,
     )
 
+    validation_metrics = {}
+    if splits.validation is not None:
+        validation = evaluate(model, splits.validation)
+        validation_metrics = {
+            "validation_accuracy": validation.accuracy,
+            "validation_loss": validation.loss,
+            "validation_examples": validation.count,
+        }
+
     metrics = {
         "model": model_name,
         "dataset": splits.name,
+        "dataset_arguments": dataset_arguments,
+        "validation_fraction": validation_fraction,
         **result.metrics(),
+        **validation_metrics,
         "batch_size": batch_size,
         "lr": lr,
         "schedule": schedule,
@@ -145,37 +170,60 @@ def train_to_checkpoint(
     return {**metrics, "checkpoint": str(path)}
 
 
-def evaluate_checkpoint(directory: str | Path, *, data_dir: str | Path | None = None) -> dict[str, Any]:
-    """Load a checkpoint, verifying its weights' sha256, and measure it on its dataset's test split.
+def evaluate_checkpoint(
+    directory: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    dataset: str | None = None,
+    dataset_arguments: Mapping[str, Any] | None = None,
+    split: str = "test",
+    validation_fraction: float | None = None,
+) -> dict[str, Any]:
+    """Load a checkpoint, verifying its weights' sha256, and measure it on a split of its dataset.
 
-    For a checkpoint written by :func:`train_to_checkpoint` the numbers equal
-    the ``test_accuracy`` and ``test_loss`` in its ``metrics.json``.
+    For a checkpoint written by :func:`train_to_checkpoint` the test numbers
+    equal the ``test_accuracy`` and ``test_loss`` in its ``metrics.json``
+    when the dataset is loaded with the same arguments.
 
     Args:
         directory: the checkpoint folder.
         data_dir: folder with the dataset's files, for datasets that need them.
+        dataset: dataset to measure on; ``None`` uses the one the checkpoint records.
+        dataset_arguments: dataset-specific arguments, as given at training time.
+        split: ``"test"``, or ``"validation"`` with ``validation_fraction``.
+        validation_fraction: the fraction the validation split was taken with.
 
     Returns:
-        ``model``, ``dataset``, ``checkpoint``, ``quantization``,
-        ``test_accuracy``, ``test_loss`` and ``test_examples``.
+        ``model``, ``dataset``, ``checkpoint``, ``quantization``, ``split``,
+        and the split's numbers: ``test_accuracy``, ``test_loss`` and
+        ``test_examples``, or ``validation_accuracy`` and so on.
 
     Raises:
         FileNotFoundError: if the checkpoint or one of its files is missing.
-        ValueError: if the checkpoint is invalid or tampered with, or its
-            dataset is unknown or does not match the model.
+        ValueError: if the checkpoint is invalid or tampered with, its
+            dataset is unknown or does not match the model, or ``split`` is
+            invalid.
     """
+    if split not in EVALUATION_SPLITS:
+        raise ValueError(f"Unknown split {split!r}. Use one of {', '.join(EVALUATION_SPLITS)}.")
+    if split == "validation" and validation_fraction is None:
+        raise ValueError(
+            "Evaluating the validation split needs the validation fraction the model was trained with "
+            "(--validation-fraction; metrics.json records it as validation_fraction)."
+        )
     model = checkpoint.load(directory)
     config = model.fcnnzoo_checkpoint
-    test = _test_split_for(config, data_dir)
-    result = evaluate(model, test)
+    images = _split_for(config, data_dir, dataset, dataset_arguments, split, validation_fraction)
+    result = evaluate(model, images)
     return {
         "model": config["architecture"],
-        "dataset": config["dataset"],
+        "dataset": dataset if dataset is not None else config["dataset"],
         "checkpoint": config["path"],
         "quantization": config["quantization"],
-        "test_accuracy": result.accuracy,
-        "test_loss": result.loss,
-        "test_examples": result.count,
+        "split": split,
+        f"{split}_accuracy": result.accuracy,
+        f"{split}_loss": result.loss,
+        f"{split}_examples": result.count,
     }
 
 
@@ -226,7 +274,7 @@ def quantize_checkpoint(
         raise ValueError(
             f"Checkpoint {source} is already quantized with {config['quantization']['method']!r}. Quantize the float checkpoint instead."
         )
-    test = _test_split_for(config, data_dir)
+    test = _split_for(config, data_dir)
     before = evaluate(model, test)
 
     quantized = quantizer.quantize(model)
@@ -273,21 +321,57 @@ def _build_component(kind: str, factory: Callable[..., Any], name: str, argument
         raise TypeError(f"Invalid arguments {dict(arguments)} for {kind} {name!r}: {exc}") from exc
 
 
-def _test_split_for(config: Mapping[str, Any], data_dir: str | Path | None) -> TensorDataset:
-    """Load the test split of the checkpoint's dataset, normalized as the checkpoint expects."""
-    name = config["dataset"]
+def _model_arguments_for(model_name: str, splits: DatasetSplits) -> dict[str, Any]:
+    """Return the ``create_model`` arguments that fit the architecture to the dataset.
+
+    ``input_size`` is passed only to factories that take it and only when the
+    images differ from the architecture's default size, so fully
+    convolutional networks keep working on any size.
+    """
+    spec = default_registry().get("architecture", model_name)
+    arguments: dict[str, Any] = {"in_channels": splits.in_channels, "num_classes": splits.num_classes}
+    if tuple(splits.input_size) != tuple(spec.input_size):
+        try:
+            parameters = inspect.signature(spec.factory).parameters
+        except (TypeError, ValueError):
+            parameters = {}
+        if "input_size" in parameters:
+            arguments["input_size"] = tuple(splits.input_size)
+        else:
+            logger.info("Architecture %r takes no input_size, so it runs on the %s images as they are", model_name, splits.name)
+    return arguments
+
+
+def _split_for(
+    config: Mapping[str, Any],
+    data_dir: str | Path | None,
+    dataset: str | None = None,
+    dataset_arguments: Mapping[str, Any] | None = None,
+    split: str = "test",
+    validation_fraction: float | None = None,
+) -> TensorDataset:
+    """Load a split of the checkpoint's dataset (or of ``dataset``), normalized as the checkpoint expects."""
+    name = dataset if dataset is not None else config["dataset"]
     if name is None:
         raise ValueError(f"Checkpoint {config['path']} records no dataset, so it cannot be evaluated. Save it with dataset=<name>.")
-    splits: DatasetSplits = load_dataset(name, data_dir=data_dir)
+    splits: DatasetSplits = load_dataset(
+        name, data_dir=data_dir, validation_fraction=validation_fraction, **dict(dataset_arguments or {})
+    )
     if splits.in_channels != config["in_channels"] or splits.classes != config["classes"]:
         raise ValueError(
             f"Dataset {name!r} now has {splits.in_channels} channels and classes {splits.classes}, but checkpoint "
             f"{config['path']} expects {config['in_channels']} channels and classes {config['classes']}."
         )
+    if list(splits.input_size) != list(config["input_size"]):
+        raise ValueError(
+            f"Dataset {name!r} has {splits.input_size[0]}x{splits.input_size[1]} images, but checkpoint {config['path']} "
+            f"expects {config['input_size'][0]}x{config['input_size'][1]}. Load the dataset with the arguments it was "
+            "trained with, such as --dataset folder:resize=HxW."
+        )
 
     mean = config["normalization"]["mean"]
     std = config["normalization"]["std"]
-    images, labels = splits.test.tensors
+    images, labels = (splits.validation if split == "validation" else splits.test).tensors
     if list(splits.mean) != list(mean) or list(splits.std) != list(std):
-        logger.warning("Dataset %r is normalized differently than checkpoint %s expects, so the test images are converted", name, config["path"])
+        logger.warning("Dataset %r is normalized differently than checkpoint %s expects, so the images are converted", name, config["path"])
     return TensorDataset(renormalize(images, splits.mean, splits.std, mean, std), labels)

@@ -15,7 +15,16 @@ from fcnnzoo.builtin.augmenters import GaussianNoise
 from fcnnzoo.builtin.augmenters import HorizontalFlip
 from fcnnzoo.builtin.augmenters import RandomCrop
 
-BUILTIN_AUGMENTERS = ["random_crop", "hflip", "gaussian_noise"]
+BUILTIN_AUGMENTERS = [
+    "random_crop",
+    "hflip",
+    "gaussian_noise",
+    "rotate",
+    "translate",
+    "random_erasing",
+    "brightness_contrast",
+    "compose",
+]
 
 
 def ramp(count: int = 2, channels: int = 2, height: int = 3, width: int = 4, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -221,6 +230,9 @@ def test_noise_zero_std_is_identity():
 
 
 def _build(name: str, **kwargs):
+    if name == "compose":
+        # A chain whose every step changes every sample, so compose's own p decides alone.
+        kwargs = {"augmenters": ["hflip:p=1", "translate:max_shift=3"], **kwargs}
     return fcnnzoo.create_augmenter(name, **kwargs)
 
 

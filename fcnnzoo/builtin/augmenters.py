@@ -1,4 +1,4 @@
-"""Built-in augmenters plugin: ``random_crop``, ``hflip`` and ``gaussian_noise``.
+"""Built-in augmenters plugin: ``random_crop``, ``hflip``, ``gaussian_noise`` and those of :mod:`fcnnzoo.augmenters`.
 
 It registers through the same hook as a third-party plugin does. Each
 augmenter works on a whole float ``(N, C, H, W)`` batch at once and draws
@@ -19,6 +19,11 @@ from fcnnzoo.augment import Parameters
 from fcnnzoo.augment import broadcast_apply_mask
 from fcnnzoo.augment import sample_integers
 from fcnnzoo.augment import sample_normal
+from fcnnzoo.augmenters.compose import Compose
+from fcnnzoo.augmenters.geometric import Rotate
+from fcnnzoo.augmenters.geometric import Translate
+from fcnnzoo.augmenters.photometric import BrightnessContrast
+from fcnnzoo.augmenters.photometric import RandomErasing
 from fcnnzoo.hookspecs import hookimpl
 from fcnnzoo.specs import AugmenterSpec
 
@@ -241,5 +246,30 @@ def fcnnzoo_register_augmenters() -> list[AugmenterSpec]:
             name="gaussian_noise",
             factory=GaussianNoise,
             description="Add zero-mean Gaussian noise of standard deviation std to each image",
+        ),
+        AugmenterSpec(
+            name="rotate",
+            factory=Rotate,
+            description="Rotate each image about its center by a random angle in [-degrees, degrees]",
+        ),
+        AugmenterSpec(
+            name="translate",
+            factory=Translate,
+            description="Shift each image by a random offset of up to max_shift pixels on each axis",
+        ),
+        AugmenterSpec(
+            name="random_erasing",
+            factory=RandomErasing,
+            description="Erase a random rectangle of each image with a constant or noise (cutout)",
+        ),
+        AugmenterSpec(
+            name="brightness_contrast",
+            factory=BrightnessContrast,
+            description="Shift the brightness and scale the contrast of each image by random amounts",
+        ),
+        AugmenterSpec(
+            name="compose",
+            factory=Compose,
+            description="Apply a list of augmenters in order, to a share p of the images",
         ),
     ]

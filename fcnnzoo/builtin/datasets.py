@@ -1,4 +1,8 @@
-"""Built-in datasets plugin: ``digits``, the handwritten digits bundled with scikit-learn."""
+"""Built-in datasets plugin: ``digits`` (bundled with scikit-learn) and the file-based ones.
+
+``mnist``, ``fashion_mnist``, ``cifar10`` and ``folder`` read files from the
+folder a user names; their loaders live in :mod:`fcnnzoo.datasets`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ import logging
 from pathlib import Path
 from typing import Final
 
+from fcnnzoo.datasets.cifar import load_cifar10
+from fcnnzoo.datasets.folder import load_folder
+from fcnnzoo.datasets.idx import load_fashion_mnist
+from fcnnzoo.datasets.idx import load_mnist
 from fcnnzoo.hookspecs import hookimpl
 from fcnnzoo.specs import DatasetSpec
 
@@ -74,5 +82,25 @@ def fcnnzoo_register_datasets() -> list[DatasetSpec]:
             name="digits",
             factory=load_digits_splits,
             description="scikit-learn's 1,797 handwritten 8x8 digits resized to 28x28 (1,437 train / 360 test, bundled)",
+        ),
+        DatasetSpec(
+            name="mnist",
+            factory=load_mnist,
+            description="MNIST handwritten digits from the four IDX files (raw or .gz) in --data-dir",
+        ),
+        DatasetSpec(
+            name="fashion_mnist",
+            factory=load_fashion_mnist,
+            description="Fashion-MNIST clothing images from the four IDX files (raw or .gz) in --data-dir",
+        ),
+        DatasetSpec(
+            name="cifar10",
+            factory=load_cifar10,
+            description="CIFAR-10 32x32 color images from the binary batch files in --data-dir",
+        ),
+        DatasetSpec(
+            name="folder",
+            factory=load_folder,
+            description="Images read with Pillow from --data-dir, one sub-folder per class (optionally under train/ and test/)",
         ),
     ]
