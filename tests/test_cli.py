@@ -94,7 +94,8 @@ def test_list_components_json(capsys, kind, expected):
     code, out, _ = run(capsys, "list", kind, "--json")
     assert code == 0
     rows = json.loads(out)
-    assert all(set(row) == {"name", "plugin", "description"} for row in rows)
+    assert all(set(row) == {"name", "qualified_name", "plugin", "distribution", "version", "description"} for row in rows)
+    assert all(row["qualified_name"] == f"{row['plugin']}:{row['name']}" for row in rows)
     if expected is not None:
         assert expected in [row["name"] for row in rows]
 
