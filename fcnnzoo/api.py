@@ -65,7 +65,7 @@ def _check_arguments(kind: str, name: str, factory: Any, arguments: dict[str, An
         )
 
 
-def _call_factory(kind: str, name: str, spec: Any, arguments: dict[str, Any]) -> Any:
+def _call_factory(kind: str, spec: Any, arguments: dict[str, Any]) -> Any:
     """Call ``spec.factory(**arguments)``, attributing a crash to the plugin.
 
     ValueError and TypeError pass through unchanged, because factories raise
@@ -81,7 +81,7 @@ def _call_factory(kind: str, name: str, spec: Any, arguments: dict[str, Any]) ->
         reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         package = f"{spec.distribution} {spec.version}" if spec.distribution else "its package"
         raise PluginError(
-            f"The {kind} {name!r} of plugin {spec.plugin!r} failed to build: {reason}. "
+            f"The {kind} {spec.name!r} of plugin {spec.plugin!r} failed to build: {reason}. "
             f"This is a defect in the plugin; report it to the authors of {package}."
         ) from exc
 
@@ -127,10 +127,10 @@ def create_model(
         **kwargs,
     }
     _check_arguments("architecture", name, spec.factory, arguments)
-    model = _call_factory("architecture", name, spec, arguments)
+    model = _call_factory("architecture", spec, arguments)
     if not isinstance(model, torch_nn.Module):
         raise PluginError(
-            f"The architecture {name!r} of plugin {spec.plugin!r} built a {type(model).__name__}; expected a torch.nn.Module."
+            f"The architecture {spec.name!r} of plugin {spec.plugin!r} built a {type(model).__name__}; expected a torch.nn.Module."
         )
     set_fused(model, fused)
     # An input_size argument (an int means a square) overrides the spec's default.
@@ -208,7 +208,7 @@ def create_augmenter(name: str, **kwargs: Any) -> Any:
     """
     spec = default_registry().get("augmenter", name)
     _check_arguments("augmenter", name, spec.factory, kwargs)
-    return _call_factory("augmenter", name, spec, kwargs)
+    return _call_factory("augmenter", spec, kwargs)
 
 
 def list_augmenters(pattern: str | None = None, *, plugin: str | None = None) -> list[str]:
@@ -224,7 +224,7 @@ def create_quantizer(name: str, **kwargs: Any) -> Any:
     """
     spec = default_registry().get("quantizer", name)
     _check_arguments("quantizer", name, spec.factory, kwargs)
-    return _call_factory("quantizer", name, spec, kwargs)
+    return _call_factory("quantizer", spec, kwargs)
 
 
 def list_quantizers(pattern: str | None = None, *, plugin: str | None = None) -> list[str]:
@@ -240,7 +240,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs: Any) -
     """
     spec = default_registry().get("dataset", name)
     _check_arguments("dataset", name, spec.factory, {"data_dir": data_dir, **kwargs})
-    return _call_factory("dataset", name, spec, {"data_dir": data_dir, **kwargs})
+    return _call_factory("dataset", spec, {"data_dir": data_dir, **kwargs})
 
 
 def list_datasets(pattern: str | None = None, *, plugin: str | None = None) -> list[str]:

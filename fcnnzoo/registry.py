@@ -524,10 +524,11 @@ class Registry:
         if entries and len(entries) == 1:
             return next(iter(entries.values()))
         if entries:
-            choices = " or ".join(repr(qualified_name(spec)) for spec in entries.values())
+            owners = sorted(entries)
+            choices = " or ".join(repr(f"{owner}:{name}") for owner in owners)
             raise DuplicateNameError(
                 f"The {info.singular} name {name!r} is registered by {len(entries)} plugins "
-                f"({', '.join(map(repr, entries))}). Use a qualified name: {choices}."
+                f"({', '.join(map(repr, owners))}). Use a qualified name: {choices}."
             )
         close = difflib.get_close_matches(name, list(table), n=3)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
