@@ -167,7 +167,7 @@ def list_models(pattern: str | None = None, *, plugin: str | None = None) -> lis
 def model_info(name: str) -> dict[str, Any]:
     """Describe an architecture with a card computed from its default build.
 
-    The card holds the spec's description, plugin, distribution, version,
+    The card contains the spec's description, plugin, distribution, version,
     default input size, channels, number of classes and tags, plus
     ``params`` (parameter count), ``macs`` (multiply-accumulates of one image
     at the default input size) and, for fully convolutional architectures,

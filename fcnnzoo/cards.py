@@ -1,6 +1,6 @@
 """Model cards computed from the built model rather than typed by hand.
 
-A card holds what an architecture's spec declares (description, plugin,
+A card contains what an architecture's spec declares (description, plugin,
 default input size, channels, classes, tags) and what only the model itself
 can tell: its parameter count, its multiply-accumulate count at the default
 input size and, for fully convolutional models, the smallest input it

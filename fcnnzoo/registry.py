@@ -27,6 +27,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from typing import Final
@@ -64,17 +65,17 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP: Final = "fcnnzoo"
 
-# Built-in plugin modules, imported by name on first use so that
-# `import fcnnzoo` stays cheap and imports no plugin.
-# NOTE: fcnnzoo.builtin.augmenters defines its augmenter classes in the plugin
-# module itself, so loading it imports torch; the other built-in plugin
-# modules return "module:attribute" factory references and import no torch.
-BUILTIN_PLUGINS: Final = (
-    "fcnnzoo.builtin.architectures",
-    "fcnnzoo.builtin.augmenters",
-    "fcnnzoo.builtin.quantizers",
-    "fcnnzoo.builtin.datasets",
-)
+# Built-in plugins, by plugin name and the module that implements its hooks.
+# The modules are imported by name on first use, so that `import fcnnzoo`
+# stays cheap and imports no plugin. None of them imports torch: their specs
+# name the classes as "module:attribute" factory references.
+BUILTIN_PLUGINS: Final = {
+    "fcnnzoo.builtin.architectures": "fcnnzoo.builtin.architectures",
+    # The augmenter classes live in fcnnzoo.builtin.augmenters, which imports torch.
+    "fcnnzoo.builtin.augmenters": "fcnnzoo.builtin.augmenter_specs",
+    "fcnnzoo.builtin.quantizers": "fcnnzoo.builtin.quantizers",
+    "fcnnzoo.builtin.datasets": "fcnnzoo.builtin.datasets",
+}
 
 # Set to 1 to turn a broken or incompatible plugin from a warning into an exception.
 STRICT_ENV: Final = "FCNNZOO_STRICT_PLUGINS"
@@ -184,13 +185,18 @@ class Registry:
     instances are useful in tests.
 
     Args:
-        builtin_plugins: module names of the built-in plugins, loaded first.
+        builtin_plugins: the built-in plugins, loaded first: a mapping from
+            plugin name to module name, or module names that are also the
+            plugin names.
         entry_point_group: the entry-point group to discover third-party
             plugins in, or None for none.
     """
 
-    def __init__(self, builtin_plugins: tuple[str, ...] = BUILTIN_PLUGINS, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
-        self._builtin_plugins = builtin_plugins
+    def __init__(self, builtin_plugins: Mapping[str, str] | Iterable[str] = BUILTIN_PLUGINS, entry_point_group: str | None = ENTRY_POINT_GROUP) -> None:
+        if isinstance(builtin_plugins, Mapping):
+            self._builtin_plugins = dict(builtin_plugins)
+        else:
+            self._builtin_plugins = {module_name: module_name for module_name in builtin_plugins}
         self._entry_point_group = entry_point_group
         self._lock = threading.RLock()
         self._loaded = False
@@ -223,12 +229,12 @@ class Registry:
             disabled = _env_names(DISABLE_ENV) or set()
             seen_names: set[str] = set()
 
-            for module_name in self._builtin_plugins:
-                seen_names.add(module_name)
-                if module_name in disabled:
-                    self._block(module_name, "builtin", f"listed in {DISABLE_ENV}", "fcnnzoo", _fcnnzoo_version())
+            for plugin_name, module_name in self._builtin_plugins.items():
+                seen_names.add(plugin_name)
+                if plugin_name in disabled:
+                    self._block(plugin_name, "builtin", f"listed in {DISABLE_ENV}", "fcnnzoo", _fcnnzoo_version())
                     continue
-                self._load_module(module_name)
+                self._load_module(plugin_name, module_name)
 
             entry_points: Iterable[importlib.metadata.EntryPoint] = ()
             if self._entry_point_group:
@@ -256,13 +262,13 @@ class Registry:
         self._infos[name] = PluginInfo(name=name, source=source, status=STATUS_BLOCKED, distribution=distribution, version=version, reason=reason)
         logger.debug("Plugin %r not loaded: %s", name, reason)
 
-    def _load_module(self, module_name: str) -> None:
+    def _load_module(self, plugin_name: str, module_name: str) -> None:
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            self._report_failure(module_name, "builtin", exc, distribution="fcnnzoo", version=_fcnnzoo_version())
+            self._report_failure(plugin_name, "builtin", exc, distribution="fcnnzoo", version=_fcnnzoo_version())
             return
-        self._add(module, module_name, "builtin", distribution="fcnnzoo", version=_fcnnzoo_version(), strict_errors=False)
+        self._add(module, plugin_name, "builtin", distribution="fcnnzoo", version=_fcnnzoo_version(), strict_errors=False)
 
     def _load_entry_point(self, entry_point: importlib.metadata.EntryPoint, distribution: str | None, version: str | None) -> None:
         if entry_point.name in self._infos:
@@ -316,7 +322,8 @@ class Registry:
             )
         if _strict_mode():
             raise PluginError(f"{problem.rstrip('.')}. Fix, upgrade or uninstall the plugin, or unset {STRICT_ENV} to skip it with a warning.") from exc
-        _warn(f"Skipped a {status} plugin. {problem}")
+        article = "an" if status[0] in "aeiou" else "a"
+        _warn(f"Skipped {article} {status} plugin. {problem}")
 
     # -- registration ----------------------------------------------------
 
@@ -565,8 +572,8 @@ class Registry:
         Args:
             kind: ``"architecture"``, ``"augmenter"``, ``"quantizer"`` or ``"dataset"``.
             pattern: a shell-style pattern that the bare name must match,
-                such as ``"resnet*"``; a pattern with a ``:`` is matched
-                against the qualified name instead, such as ``"resnet:*"``.
+                such as ``"resnet*"``. A pattern with a ``:``, such as
+                ``"resnet:*"``, is matched against the qualified name.
             plugin: keep only the components of the plugin with this name.
 
         Returns:
@@ -617,8 +624,13 @@ def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str | 
 
 
 def _distribution_of_object(plugin: object) -> tuple[str | None, str | None]:
-    """Find the installed distribution whose top-level package holds ``plugin``, if any."""
-    module = plugin if inspect.ismodule(plugin) else inspect.getmodule(plugin if inspect.isclass(plugin) else type(plugin))
+    """Find the installed distribution whose top-level package contains ``plugin``, if any."""
+    if inspect.ismodule(plugin):
+        module = plugin
+    elif inspect.isclass(plugin):
+        module = inspect.getmodule(plugin)
+    else:
+        module = inspect.getmodule(type(plugin))
     if module is None:
         return None, None
     top_level = module.__name__.partition(".")[0]

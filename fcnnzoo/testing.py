@@ -94,13 +94,13 @@ def _check_logits(name: str, logits: object, batch: int, num_classes: int, where
 def check_architecture(name: str, *, batch_size: int = 2) -> dict[str, Any]:
     """Check a registered architecture against the plugin contract.
 
-    The rules: the factory builds an ``nn.Module`` for the declared channels,
-    classes and input size and for other channel and class counts; the
-    forward pass maps ``(N, C, H, W)`` to finite ``(N, num_classes)`` logits;
-    ``fused=True`` and ``fused=False`` give the same ``state_dict`` keys and
-    the same outputs; the backward pass gives finite gradients; the computed
-    card agrees with the model, and a declared ``min_input_size`` is the
-    smallest input the model accepts.
+    The rules are these. The factory builds an ``nn.Module`` for the
+    declared channels, classes and input size, and for other channel and
+    class counts. The forward pass maps ``(N, C, H, W)`` to finite
+    ``(N, num_classes)`` logits. ``fused=True`` and ``fused=False`` give the
+    same ``state_dict`` keys and the same outputs. The backward pass gives
+    finite gradients. The computed card agrees with the model, and a
+    declared ``min_input_size`` is the smallest input the model accepts.
 
     Args:
         name: a bare or qualified architecture name.
@@ -193,9 +193,9 @@ def _accepts_seed(factory: Any) -> bool:
 def check_augmenter(name: str, arguments: Mapping[str, Any] | None = None, *, shape: tuple[int, int, int, int] = (4, 1, 28, 28)) -> None:
     """Check a registered augmenter against the plugin contract.
 
-    The rules: the augmenter returns a tensor of the input's shape and
-    dtype (float32 and float64) without changing its input; the same
-    generator seed gives the same output; and, for a factory that takes a
+    The rules are these. The augmenter returns a tensor of the input's shape
+    and dtype (float32 and float64) without changing its input. The same
+    generator seed gives the same output. For a factory that takes a
     ``seed``, two augmenters built with the same seed give the same output.
 
     Args:

@@ -165,7 +165,8 @@ IMPORTS_AFTER = textwrap.dedent(
     import sys
     from fcnnzoo import cli
     code = cli.main(sys.argv[1:])
-    heavy = sorted(name for name in ("torch", "fcnnzoo.models", "fcnnzoo.quantization", "fcnnzoo_resnet.models") if name in sys.modules)
+    modules = ("torch", "fcnnzoo.models", "fcnnzoo.quantization", "fcnnzoo.builtin.augmenters", "fcnnzoo_resnet.models")
+    heavy = sorted(name for name in modules if name in sys.modules)
     print("IMPORTED", ",".join(heavy) or "-", "EXIT", code)
     """
 )
@@ -181,11 +182,10 @@ def test_help_imports_no_torch():
     assert _imports_after(["--help"], {}) == ("-", "0")
 
 
-def test_list_plugins_imports_no_model_code():
-    # The built-in augmenters plugin defines its classes in the plugin module,
-    # which imports torch, so it is left out here.
-    assert _imports_after(["list", "plugins"], {"FCNNZOO_DISABLE_PLUGINS": "fcnnzoo.builtin.augmenters"}) == ("-", "0")
-    assert _imports_after(["list", "models"], {"FCNNZOO_DISABLE_PLUGINS": "fcnnzoo.builtin.augmenters"}) == ("-", "0")
+def test_list_imports_no_model_code():
+    assert _imports_after(["list", "plugins"], {}) == ("-", "0")
+    assert _imports_after(["list", "models"], {}) == ("-", "0")
+    assert _imports_after(["list", "augmenters"], {}) == ("-", "0")
 
 
 BROKEN_PLUGIN = """

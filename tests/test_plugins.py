@@ -249,7 +249,7 @@ def test_incompatible_api_version_not_loaded(plugin_dir):
     install_distribution(plugin_dir, "fcnnzoo-future", {"future": module})
 
     registry = registry_for_group()
-    with pytest.warns(PluginWarning, match="Skipped a incompatible plugin"):
+    with pytest.warns(PluginWarning, match="Skipped an incompatible plugin"):
         assert registry.specs("architecture") == []
     info = infos_of(registry)["future"]
     assert info.status == "incompatible"

@@ -1,7 +1,7 @@
 """Built-in augmenters plugin: ``random_crop``, ``hflip`` and ``gaussian_noise``.
 
-It registers through the same hook as a third-party plugin does. Each
-augmenter works on a whole float ``(N, C, H, W)`` batch at once and draws
+The plugin :mod:`fcnnzoo.builtin.augmenter_specs` registers these classes
+by reference, so that listing them imports no torch. Each augmenter works on a whole float ``(N, C, H, W)`` batch at once and draws
 separate random values for every sample; see :class:`fcnnzoo.augment.Augmenter`.
 """
 
@@ -19,8 +19,6 @@ from fcnnzoo.augment import Parameters
 from fcnnzoo.augment import broadcast_apply_mask
 from fcnnzoo.augment import sample_integers
 from fcnnzoo.augment import sample_normal
-from fcnnzoo.hookspecs import hookimpl
-from fcnnzoo.specs import AugmenterSpec
 
 __all__ = ["GaussianNoise", "HorizontalFlip", "RandomCrop"]
 
@@ -221,25 +219,3 @@ class GaussianNoise(Augmenter):
 
     def arguments(self) -> dict[str, Any]:
         return {"std": self.std, **super().arguments()}
-
-
-@hookimpl
-def fcnnzoo_register_augmenters() -> list[AugmenterSpec]:
-    """Return the specs of the built-in augmenters."""
-    return [
-        AugmenterSpec(
-            name="random_crop",
-            factory=RandomCrop,
-            description="Pad each image (2 pixels by default) and crop it back at a random per-sample offset",
-        ),
-        AugmenterSpec(
-            name="hflip",
-            factory=HorizontalFlip,
-            description="Mirror each image left to right with probability p",
-        ),
-        AugmenterSpec(
-            name="gaussian_noise",
-            factory=GaussianNoise,
-            description="Add zero-mean Gaussian noise of standard deviation std to each image",
-        ),
-    ]

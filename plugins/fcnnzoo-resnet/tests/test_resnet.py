@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -15,6 +15,12 @@ from fcnnzoo.testing import check_plugin
 from fcnnzoo.testing import isolated_registry
 
 RESNETS = ["resnet8", "resnet14", "resnet20"]
+
+
+@pytest.fixture(scope="module")
+def digits_splits():
+    """scikit-learn's bundled digits as 28x28 train and test splits, loaded once."""
+    return fcnnzoo.load_dataset("digits")
 
 
 def test_discovered_through_entry_point():
@@ -149,3 +155,30 @@ def test_trains_on_digits(digits_splits):
     after = evaluate(model, digits_splits.test).accuracy
     assert before < 0.3
     assert after >= 0.9
+
+
+def test_builds_as_standalone_wheel(tmp_path):
+    import shutil
+    import zipfile
+    from pathlib import Path
+
+    pytest.importorskip("setuptools")
+    # A copy, because setuptools writes build/ and *.egg-info/ next to the sources.
+    project = shutil.copytree(Path(__file__).parents[1], tmp_path / "project", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
+    out = tmp_path / "dist"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(out), str(project)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = out.glob("fcnnzoo_resnet-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = archive.read(next(name for name in names if name.endswith("entry_points.txt"))).decode()
+        metadata = archive.read(next(name for name in names if name.endswith("METADATA"))).decode()
+    assert "fcnnzoo_resnet/__init__.py" in names
+    assert "fcnnzoo_resnet/models.py" in names
+    assert "[fcnnzoo]\nresnet = fcnnzoo_resnet" in entry_points
+    assert "Requires-Dist: fcnnzoo" in metadata
