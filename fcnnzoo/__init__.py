@@ -20,10 +20,12 @@ from fcnnzoo.api import model_info
 from fcnnzoo.api import register_plugin
 from fcnnzoo.api import save
 from fcnnzoo.api import unregister_plugin
+from fcnnzoo.errors import DuplicateNameError
+from fcnnzoo.errors import PluginError
+from fcnnzoo.errors import PluginWarning
+from fcnnzoo.hookspecs import API_VERSION
 from fcnnzoo.hookspecs import hookimpl
-from fcnnzoo.registry import DuplicateNameError
-from fcnnzoo.registry import PluginError
-from fcnnzoo.registry import PluginWarning
+from fcnnzoo.registry import PluginInfo
 from fcnnzoo.specs import ArchitectureSpec
 from fcnnzoo.specs import AugmenterSpec
 from fcnnzoo.specs import DatasetSpec
@@ -32,11 +34,13 @@ from fcnnzoo.specs import QuantizerSpec
 __version__ = "0.1.0"
 
 __all__ = [
+    "API_VERSION",
     "ArchitectureSpec",
     "AugmenterSpec",
     "DatasetSpec",
     "DuplicateNameError",
     "PluginError",
+    "PluginInfo",
     "PluginWarning",
     "QuantizerSpec",
     "__version__",

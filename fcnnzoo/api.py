@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from fcnnzoo.errors import PluginError
 from fcnnzoo.registry import PluginInfo
 from fcnnzoo.registry import default_registry
 
@@ -64,6 +65,29 @@ def _check_arguments(kind: str, name: str, factory: Any, arguments: dict[str, An
         )
 
 
+def _call_factory(kind: str, spec: Any, arguments: dict[str, Any]) -> Any:
+    """Call ``spec.factory(**arguments)``, attributing a crash to the plugin.
+
+    ValueError and TypeError pass through unchanged, because factories raise
+    them for invalid arguments, and so do the file errors that dataset
+    loaders raise for a missing, misplaced or unreadable file. Any other
+    exception is a defect of the plugin and becomes a PluginError that names
+    the plugin and its package.
+    """
+    try:
+        return spec.factory(**arguments)
+    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        raise
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        package = f"{spec.distribution} {spec.version}" if spec.distribution else "its package"
+        raise PluginError(
+            f"The {kind} {spec.name!r} of plugin {spec.plugin!r} failed to build: {reason}. "
+            f"This is a defect in the plugin; report it to the authors of {package}."
+        ) from exc
+
+
 def create_model(
     name: str,
     *,
@@ -75,7 +99,8 @@ def create_model(
     """Build a registered architecture.
 
     Args:
-        name: the architecture name, as in ``list_models()``.
+        name: the architecture name, as in ``list_models()``: a bare name,
+            or ``plugin:name`` to pick one plugin's architecture.
         fused: run every conv-ReLU-pool block on the fused C++ kernel
             (``True``) or on the PyTorch composite (``False``). Both build the
             same network with the same ``state_dict`` keys.
@@ -88,8 +113,13 @@ def create_model(
         architecture name and arguments, which checkpoints store.
 
     Raises:
-        ValueError: if ``name`` is not registered.
+        ValueError: if ``name`` is not registered, or an argument is invalid.
+        DuplicateNameError: if a bare ``name`` belongs to several plugins.
+        PluginError: if the plugin's factory cannot be imported, crashes or
+            returns something other than an ``nn.Module``.
     """
+    from torch import nn as torch_nn
+
     from fcnnzoo.nn import set_fused
 
     spec = default_registry().get("architecture", name)
@@ -99,7 +129,11 @@ def create_model(
         **kwargs,
     }
     _check_arguments("architecture", name, spec.factory, arguments)
-    model = spec.factory(**arguments)
+    model = _call_factory("architecture", spec, arguments)
+    if not isinstance(model, torch_nn.Module):
+        raise PluginError(
+            f"The architecture {spec.name!r} of plugin {spec.plugin!r} built a {type(model).__name__}; expected a torch.nn.Module."
+        )
     set_fused(model, fused)
     # An input_size argument (an int means a square) overrides the spec's default.
     input_size = kwargs.get("input_size", spec.input_size)
@@ -113,30 +147,80 @@ def create_model(
     return model
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Return the registered architecture names, optionally filtered by a shell-style pattern such as ``"fcnn*"``."""
-    return [spec.name for spec in default_registry().specs("architecture", pattern)]
+def _names(kind: str, pattern: str | None, plugin: str | None) -> list[str]:
+    registry = default_registry()
+    return [registry.display_name(kind, spec) for spec in registry.specs(kind, pattern, plugin)]
+
+
+def list_models(pattern: str | None = None, *, plugin: str | None = None) -> list[str]:
+    """Return the registered architecture names.
+
+    A name that several plugins register appears once per plugin, as
+    ``plugin:name``, so that every returned name works in ``create_model``.
+
+    Args:
+        pattern: a shell-style filter such as ``"fcnn*"``, matched against
+            the bare name, or against ``plugin:name`` if it contains a ``:``.
+        plugin: keep only the architectures of this plugin.
+    """
+    return _names("architecture", pattern, plugin)
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Describe an architecture: its spec plus the parameter count of the default build.
+    """Describe an architecture with a card computed from its default build.
+
+    The card contains the spec's description, plugin, distribution, version,
+    default input size, channels, number of classes and tags, plus
+    ``params`` (parameter count), ``macs`` (multiply-accumulates of one image
+    at the default input size) and, for fully convolutional architectures,
+    ``min_input_size`` (the smallest input that gives finite logits). The
+    computed values are cached per registered architecture.
+
+    Args:
+        name: a bare or qualified (``plugin:name``) architecture name.
+
+    Returns:
+        A JSON-friendly dictionary.
 
     Raises:
         ValueError: if ``name`` is not registered.
+        DuplicateNameError: if a bare ``name`` belongs to several plugins.
+        PluginError: if the architecture fails to build.
     """
-    spec = default_registry().get("architecture", name)
-    model = create_model(name, fused=False)
-    return {
-        "name": spec.name,
-        "plugin": spec.plugin,
-        "description": spec.description,
-        "in_channels": spec.in_channels,
-        "num_classes": spec.num_classes,
-        "input_size": list(spec.input_size),
-        "min_input_size": list(spec.min_input_size) if spec.min_input_size else None,
-        "tags": list(spec.tags),
-        "params": sum(p.numel() for p in model.parameters()),
-    }
+    from fcnnzoo.cards import compute_card
+
+    registry = default_registry()
+    spec = registry.get("architecture", name)
+    display_name = registry.display_name("architecture", spec)
+
+    def compute() -> dict[str, Any]:
+        model = create_model(f"{spec.plugin}:{spec.name}", fused=False)
+        return compute_card(spec, model, display_name=display_name)
+
+    card = registry.cached_card(spec, compute)
+    card["name"] = display_name
+    return card
+
+
+def _lookup(kind: str, name: str) -> Any:
+    """Return the spec registered as ``name``, explaining a spec string whose argument lacks its value.
+
+    ``hflip:p`` reads as the qualified name of a component ``p`` of a
+    plugin ``hflip``. When no such plugin exists but ``hflip`` is a
+    registered name, the user most likely meant ``hflip:p=VALUE``, and the
+    error says so.
+    """
+    registry = default_registry()
+    try:
+        return registry.get(kind, name)
+    except ValueError:
+        prefix, _, rest = name.rpartition(":")
+        if prefix and rest and prefix in [spec.name for spec in registry.specs(kind, None)]:
+            raise ValueError(
+                f"Unknown {kind} {name!r}: no plugin {prefix!r} registers {rest!r}, and {rest!r} is not a key=value "
+                f"argument of {prefix!r}. Write {prefix}:{rest}=VALUE to set it."
+            ) from None
+        raise
 
 
 def create_augmenter(name: str, **kwargs: Any) -> Any:
@@ -160,14 +244,14 @@ def create_augmenter(name: str, **kwargs: Any) -> Any:
         if both:
             raise ValueError(f"The augmenter spec {spec_text!r} and the keyword arguments both set {', '.join(both)}. Set each once.")
         kwargs = {**spec_arguments, **kwargs}
-    spec = default_registry().get("augmenter", name)
+    spec = _lookup("augmenter", name)
     _check_arguments("augmenter", name, spec.factory, kwargs)
-    return spec.factory(**kwargs)
+    return _call_factory("augmenter", spec, kwargs)
 
 
-def list_augmenters(pattern: str | None = None) -> list[str]:
-    """Return the registered augmenter names, optionally filtered by a shell-style pattern."""
-    return [spec.name for spec in default_registry().specs("augmenter", pattern)]
+def list_augmenters(pattern: str | None = None, *, plugin: str | None = None) -> list[str]:
+    """Return the registered augmenter names, filtered as :func:`list_models` does."""
+    return _names("augmenter", pattern, plugin)
 
 
 def create_quantizer(name: str, **kwargs: Any) -> Any:
@@ -176,14 +260,14 @@ def create_quantizer(name: str, **kwargs: Any) -> Any:
     Raises:
         ValueError: if ``name`` is not registered.
     """
-    spec = default_registry().get("quantizer", name)
+    spec = _lookup("quantizer", name)
     _check_arguments("quantizer", name, spec.factory, kwargs)
-    return spec.factory(**kwargs)
+    return _call_factory("quantizer", spec, kwargs)
 
 
-def list_quantizers(pattern: str | None = None) -> list[str]:
-    """Return the registered quantizer names, optionally filtered by a shell-style pattern."""
-    return [spec.name for spec in default_registry().specs("quantizer", pattern)]
+def list_quantizers(pattern: str | None = None, *, plugin: str | None = None) -> list[str]:
+    """Return the registered quantizer names, filtered as :func:`list_models` does."""
+    return _names("quantizer", pattern, plugin)
 
 
 def load_dataset(
@@ -216,25 +300,29 @@ def load_dataset(
     """
     from fcnnzoo.data import with_validation
 
-    spec = default_registry().get("dataset", name)
+    spec = _lookup("dataset", name)
     _check_arguments("dataset", name, spec.factory, {"data_dir": data_dir, **kwargs})
-    splits = spec.factory(data_dir=data_dir, **kwargs)
+    splits = _call_factory("dataset", spec, {"data_dir": data_dir, **kwargs})
     if validation_fraction is not None:
         splits = with_validation(splits, validation_fraction, validation_seed)
     return splits
 
 
-def list_datasets(pattern: str | None = None) -> list[str]:
-    """Return the registered dataset names, optionally filtered by a shell-style pattern."""
-    return [spec.name for spec in default_registry().specs("dataset", pattern)]
+def list_datasets(pattern: str | None = None, *, plugin: str | None = None) -> list[str]:
+    """Return the registered dataset names, filtered as :func:`list_models` does."""
+    return _names("dataset", pattern, plugin)
 
 
 def register_plugin(plugin: object, name: str | None = None) -> str:
     """Register a plugin object at run time and return its name.
 
+    Registering the same object again does nothing. A component name that
+    another plugin already registers stays reachable as ``plugin:name``.
+
     Raises:
-        PluginError: if the plugin is already registered or its hooks fail.
-        DuplicateNameError: if it registers a name that is already taken.
+        PluginError: if another plugin has that name, or the plugin is
+            incompatible, or its hooks are invalid, fail or return invalid
+            specs.
     """
     return default_registry().register_plugin(plugin, name)
 
@@ -249,7 +337,7 @@ def unregister_plugin(plugin: object) -> None:
 
 
 def list_plugins() -> list[PluginInfo]:
-    """Return every known plugin with its source, status and components."""
+    """Return every known plugin with its source, provenance, status, hooks and components."""
     return default_registry().plugins()
 
 

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
@@ -57,7 +58,35 @@ class UsageError(Exception):
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser that raises :class:`UsageError` instead of printing usage and exiting."""
+    """An ArgumentParser that raises :class:`UsageError` instead of printing usage and exiting.
+
+    A subcommand parser may be given ``add_arguments``, a function that adds
+    its arguments the first time the parser parses or prints help. The
+    ``train`` arguments show training defaults, which live in a module that
+    imports torch, so deferring them keeps ``fcnnzoo --help`` and
+    ``fcnnzoo list`` free of torch.
+    """
+
+    def __init__(self, *args: Any, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_arguments = add_arguments
+
+    def _complete(self) -> None:
+        if self._add_arguments is not None:
+            add_arguments, self._add_arguments = self._add_arguments, None
+            add_arguments(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (run '{self.prog} --help' for usage)")
@@ -115,13 +144,6 @@ def _smoothing(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with one subcommand per job."""
-    from fcnnzoo.training import DEFAULT_BATCH_SIZE
-    from fcnnzoo.training import DEFAULT_LABEL_SMOOTHING
-    from fcnnzoo.training import DEFAULT_LR
-    from fcnnzoo.training import DEFAULT_SCHEDULE
-    from fcnnzoo.training import SCHEDULES
-    from fcnnzoo.workflows import EVALUATION_SPLITS
-
     common = _ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of a summary")
     common.add_argument("-v", "--verbose", action="count", default=0, help="log more: -v logs each epoch, -vv adds debug messages and error tracebacks")
@@ -132,12 +154,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     list_parser = commands.add_parser("list", parents=[common], help="list registered components")
     list_parser.add_argument("kind", choices=_LIST_KINDS, help="what to list")
-    list_parser.add_argument("pattern", nargs="?", default=None, help="shell-style name filter, such as 'fcnn*'")
+    list_parser.add_argument("pattern", nargs="?", default=None, help="shell-style name filter, such as 'fcnn*', or 'plugin:*' to match qualified names")
+    list_parser.add_argument("--plugin", default=None, help="list only the components of this plugin, as in 'fcnnzoo list plugins'")
 
-    info_parser = commands.add_parser("info", parents=[common], help="describe an architecture")
-    info_parser.add_argument("model", help="architecture name, as in 'fcnnzoo list models'")
+    info_parser = commands.add_parser("info", parents=[common], help="describe an architecture with its computed model card")
+    info_parser.add_argument("model", help="architecture name, as in 'fcnnzoo list models', or plugin:name")
 
-    train_parser = commands.add_parser("train", parents=[common], help="train a model and save a checkpoint")
+    commands.add_parser("train", parents=[common], help="train a model and save a checkpoint", add_arguments=_add_train_arguments)
+
+    commands.add_parser("eval", parents=[common], help="evaluate a checkpoint on its dataset's test split", add_arguments=_add_eval_arguments)
+
+    quantize_parser = commands.add_parser("quantize", parents=[common], help="quantize a checkpoint and compare it with the original")
+    quantize_parser.add_argument("checkpoint", help="float checkpoint folder written by 'fcnnzoo train'")
+    quantize_parser.add_argument("--method", required=True, metavar="NAME[:key=value,...]", help="quantizer, as in 'fcnnzoo list quantizers'")
+    quantize_parser.add_argument("--out", required=True, help="folder for the quantized checkpoint and quantization.json")
+    quantize_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+    return parser
+
+
+def _add_eval_arguments(eval_parser: argparse.ArgumentParser) -> None:
+    """Add the ``eval`` arguments, whose split names come from :mod:`fcnnzoo.workflows`."""
+    from fcnnzoo.workflows import EVALUATION_SPLITS
+
+    eval_parser.add_argument("checkpoint", help="checkpoint folder written by 'fcnnzoo train'")
+    eval_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+    eval_parser.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME[:key=value,...]",
+        help="dataset with the arguments it was trained with (default: the checkpoint's dataset, without arguments)",
+    )
+    eval_parser.add_argument("--split", choices=EVALUATION_SPLITS, default="test", help="split to measure (default: test)")
+    eval_parser.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="the --validation-fraction given to train, for --split validation",
+    )
+
+
+def _add_train_arguments(train_parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` arguments, whose defaults come from :mod:`fcnnzoo.training`."""
+    from fcnnzoo.training import DEFAULT_BATCH_SIZE
+    from fcnnzoo.training import DEFAULT_LABEL_SMOOTHING
+    from fcnnzoo.training import DEFAULT_LR
+    from fcnnzoo.training import DEFAULT_SCHEDULE
+    from fcnnzoo.training import SCHEDULES
+
     train_parser.add_argument("model", help="architecture name, as in 'fcnnzoo list models'")
     train_parser.add_argument(
         "--dataset",
@@ -174,31 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[:key=value,...]",
         help="augment training batches, such as 'random_crop:padding=2'; repeat to chain augmenters",
     )
-
-    eval_parser = commands.add_parser("eval", parents=[common], help="evaluate a checkpoint on its dataset's test split")
-    eval_parser.add_argument("checkpoint", help="checkpoint folder written by 'fcnnzoo train'")
-    eval_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
-    eval_parser.add_argument(
-        "--dataset",
-        default=None,
-        metavar="NAME[:key=value,...]",
-        help="dataset with the arguments it was trained with (default: the checkpoint's dataset, without arguments)",
-    )
-    eval_parser.add_argument("--split", choices=EVALUATION_SPLITS, default="test", help="split to measure (default: test)")
-    eval_parser.add_argument(
-        "--validation-fraction",
-        type=_fraction,
-        default=None,
-        metavar="FRACTION",
-        help="the --validation-fraction given to train, for --split validation",
-    )
-
-    quantize_parser = commands.add_parser("quantize", parents=[common], help="quantize a checkpoint and compare it with the original")
-    quantize_parser.add_argument("checkpoint", help="float checkpoint folder written by 'fcnnzoo train'")
-    quantize_parser.add_argument("--method", required=True, metavar="NAME[:key=value,...]", help="quantizer, as in 'fcnnzoo list quantizers'")
-    quantize_parser.add_argument("--out", required=True, help="folder for the quantized checkpoint and quantization.json")
-    quantize_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -250,12 +289,24 @@ def _run_list(options: argparse.Namespace) -> Any:
         infos = registry.plugins()
         if options.pattern is not None:
             infos = [info for info in infos if fnmatch.fnmatchcase(info.name, options.pattern)]
+        if options.plugin is not None:
+            infos = [info for info in infos if info.name == options.plugin]
         return [info.to_dict() for info in infos]
 
     kind = {"models": "architecture", "augmenters": "augmenter", "quantizers": "quantizer", "datasets": "dataset"}[options.kind]
+    if options.plugin is not None and options.plugin not in {info.name for info in registry.plugins()}:
+        names = ", ".join(info.name for info in registry.plugins())
+        raise ValueError(f"Unknown plugin {options.plugin!r} in --plugin. Run 'fcnnzoo list plugins' to see the plugins: {names}.")
     rows = []
-    for spec in registry.specs(kind, options.pattern):
-        row = {"name": spec.name, "plugin": spec.plugin, "description": spec.description}
+    for spec in registry.specs(kind, options.pattern, options.plugin):
+        row = {
+            "name": registry.display_name(kind, spec),
+            "qualified_name": f"{spec.plugin}:{spec.name}",
+            "plugin": spec.plugin,
+            "distribution": spec.distribution,
+            "version": spec.version,
+            "description": spec.description,
+        }
         if kind == "architecture":
             row.update(
                 in_channels=spec.in_channels,
@@ -332,22 +383,34 @@ def _format_list(options: argparse.Namespace, rows: list[dict[str, Any]]) -> str
     if not rows:
         return f"No {options.kind} found."
     if options.kind == "plugins":
-        table = [
-            (row["name"], row["source"], row["status"], row["error"] or ", ".join(row["components"]) or "-")
-            for row in rows
-        ]
-        return _table(("name", "source", "status", "components"), table)
+        table = []
+        for row in rows:
+            package = f"{row['distribution']} {row['version']}" if row["distribution"] else "-"
+            hooks = ", ".join(hook.removeprefix("fcnnzoo_register_") for hook in row["hooks"]) or "-"
+            if row["status"] == "ok":
+                detail = ", ".join(row["components"]) or "-"
+            else:
+                detail = row["error"] or row["reason"] or "-"
+            table.append((row["name"], package, row["status"], hooks, detail))
+        return _table(("name", "package", "status", "hooks", "registered or error"), table)
     return _table(("name", "plugin", "description"), [(row["name"], row["plugin"], row["description"]) for row in rows])
 
 
 def _format_info(options: argparse.Namespace, info: dict[str, Any]) -> str:
-    lines = []
-    for key, value in info.items():
-        if isinstance(value, list):
-            value = ", ".join(str(item) for item in value) or "-"
-        elif value is None:
-            value = "-"
-        lines.append(f"{key}: {value}")
+    package = f"{info['distribution']} {info['version']}" if info["distribution"] else "-"
+    minimum = info["min_input_size"]
+    lines = [
+        f"name: {info['name']}",
+        f"qualified name: {info['qualified_name']}",
+        f"description: {info['description']}",
+        f"plugin: {info['plugin']} ({package})",
+        f"input: {info['in_channels']} x {info['input_size'][0]} x {info['input_size'][1]} (channels x height x width)",
+        f"minimum input size: {f'{minimum[0]} x {minimum[1]}' if minimum else 'fixed input size'}",
+        f"classes: {info['num_classes']}",
+        f"tags: {', '.join(info['tags']) or '-'}",
+        f"parameters: {info['params']:,}",
+        f"multiply-accumulates per image: {info['macs']:,}",
+    ]
     return "\n".join(lines)
 
 

@@ -20,6 +20,9 @@ _INT_PATTERN: Final = re.compile(r"[+-]?\d+")
 def parse_component_spec(text: str, option: str = "--augment") -> tuple[str, dict[str, Any]]:
     """Parse ``NAME[:key=value,...]`` into a name and keyword arguments.
 
+    ``NAME`` may be a qualified ``plugin:name``, as in
+    ``"myplugin:rotate:degrees=10"``.
+
     Values become ``bool`` for ``true``/``false`` (any case), ``int`` for
     integer literals, ``float`` for other finite numbers and stay ``str``
     otherwise, so ``"random_crop:padding=2,p=0.5"`` gives
@@ -38,7 +41,14 @@ def parse_component_spec(text: str, option: str = "--augment") -> tuple[str, dic
         ValueError: if the name is empty, an item lacks ``=``, a key is not
             an identifier or appears twice, or a bracket is not closed.
     """
-    name, separator, options = text.partition(":")
+    # NAME may be qualified as plugin:name, so it ends at the last ':'
+    # before the first '='.
+    equals = text.find("=")
+    if equals < 0:
+        name, separator, options = (text[:-1], ":", "") if text.endswith(":") else (text, "", "")
+    else:
+        name, separator, options = text[:equals].rpartition(":")
+        options += text[equals:]
     name = name.strip()
     if not name:
         raise ValueError(f"Invalid {option} value {text!r}: expected NAME[:key=value,...] with a non-empty NAME.")

@@ -27,6 +27,7 @@ from fcnnzoo.nn import ConvReLUPool
 from fcnnzoo.nn import ConvReLUPoolMixin
 
 __all__ = [
+    "Int8WeightOnly",
     "QuantizedConv2d",
     "QuantizedConvReLUPool",
     "QuantizedLinear",
@@ -318,3 +319,35 @@ def size_report(float_model: nn.Module, quantized_model: nn.Module) -> dict[str,
     if after == 0:
         raise ValueError("The quantized model's state_dict is empty, so no size ratio exists. Pass the quantized copy, not an empty module.")
     return {"size_bytes_before": before, "size_bytes_after": after, "ratio": before / after}
+
+
+# Exact types, not subclasses: a subclass may override forward() or be read
+# directly by its owner (nn.MultiheadAttention reads out_proj.weight), so
+# replacing it could change what the model computes.
+QUANTIZED_TYPES: Final = {
+    ConvReLUPool: QuantizedConvReLUPool,
+    nn.Conv2d: QuantizedConv2d,
+    nn.Linear: QuantizedLinear,
+}
+
+
+class Int8WeightOnly(Quantizer):
+    """Store conv and linear weights as per-output-channel symmetric int8.
+
+    Every ``fcnnzoo.nn.ConvReLUPool``, ``nn.Conv2d`` and ``nn.Linear`` (exact
+    type) becomes its quantized counterpart from :mod:`fcnnzoo.quantization`,
+    which keeps an int8 weight with float32 scales and computes in floating
+    point. Activations and all other layers stay as they are. It takes no
+    arguments.
+    """
+
+    method = "int8_weight_only"
+
+    def is_quantizable(self, module: nn.Module) -> bool:
+        return type(module) in QUANTIZED_TYPES
+
+    def convert_module(self, module: nn.Module) -> nn.Module:
+        return QUANTIZED_TYPES[type(module)].from_float(module)
+
+    def describe_targets(self) -> str:
+        return "It quantizes fcnnzoo.nn.ConvReLUPool, nn.Conv2d and nn.Linear layers, and the model has none."

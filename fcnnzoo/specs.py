@@ -1,26 +1,33 @@
 """Spec dataclasses that plugins return from their hooks.
 
 A spec describes one component and carries the factory that builds it. The
-registry fills in ``plugin`` with the name of the plugin that returned the
-spec, so plugin authors leave it empty.
+factory is either a callable or a ``"package.module:attribute"`` reference
+that the registry imports the first time the component is looked up, so a
+plugin module that returns references can be listed without importing torch.
+
+The registry fills in the provenance fields, ``plugin`` (the name of the
+plugin that returned the spec), ``distribution`` and ``version`` (of the
+installed package that provides the plugin), so plugin authors leave them
+empty.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import Callable
-
-if TYPE_CHECKING:
-    from torch import nn
+from typing import Union
 
 __all__ = [
     "ArchitectureSpec",
     "AugmenterSpec",
     "DatasetSpec",
+    "Factory",
     "QuantizerSpec",
 ]
+
+# A callable, or a "package.module:attribute" reference to one.
+Factory = Union[Callable[..., Any], str]
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class ArchitectureSpec:
     """
 
     name: str
-    factory: Callable[..., nn.Module]
+    factory: Factory
     description: str
     in_channels: int = 1
     num_classes: int = 10
@@ -44,6 +51,8 @@ class ArchitectureSpec:
     min_input_size: tuple[int, int] | None = None
     tags: tuple[str, ...] = ()
     plugin: str = ""
+    distribution: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,11 @@ class AugmenterSpec:
     """
 
     name: str
-    factory: Callable[..., Any]
+    factory: Factory
     description: str
     plugin: str = ""
+    distribution: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,9 +82,11 @@ class QuantizerSpec:
     """
 
     name: str
-    factory: Callable[..., Any]
+    factory: Factory
     description: str
     plugin: str = ""
+    distribution: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,8 @@ class DatasetSpec:
     """
 
     name: str
-    factory: Callable[..., Any]
+    factory: Factory
     description: str
     plugin: str = ""
+    distribution: str | None = None
+    version: str | None = None

@@ -94,7 +94,8 @@ def test_list_components_json(capsys, kind, expected):
     code, out, _ = run(capsys, "list", kind, "--json")
     assert code == 0
     rows = json.loads(out)
-    assert all(set(row) == {"name", "plugin", "description"} for row in rows)
+    assert all(set(row) == {"name", "qualified_name", "plugin", "distribution", "version", "description"} for row in rows)
+    assert all(row["qualified_name"] == f"{row['plugin']}:{row['name']}" for row in rows)
     if expected is not None:
         assert expected in [row["name"] for row in rows]
 
@@ -457,7 +458,7 @@ def test_quantize_missing_checkpoint_exits_2(test_components, tmp_path, capsys):
 def test_quantize_bad_method_syntax_exits_2(tiny_run, tmp_path, capsys):
     source, _ = tiny_run
     code, out, err = run(capsys, "quantize", source, "--method", "test_half:scale", "--out", tmp_path / "q")
-    assert_usage_error(code, out, err, "--method", "'test_half:scale'")
+    assert_usage_error(code, out, err, "'test_half:scale'", "test_half:scale=VALUE")
 
 
 # -- option parsing ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from torch import nn
 
 import fcnnzoo
 from fcnnzoo import ops
-from fcnnzoo.builtin.quantizers import Int8WeightOnly
+from fcnnzoo.quantization import Int8WeightOnly
 from fcnnzoo.nn import ConvReLUPool
 from fcnnzoo.quantization import QuantizedConv2d
 from fcnnzoo.quantization import QuantizedConvReLUPool

@@ -165,31 +165,60 @@ def test_unregister_unknown_plugin_raises():
         fcnnzoo.unregister_plugin("never-registered")
 
 
-def test_register_same_plugin_twice_raises():
-    plugin = ArchitecturePlugin(_unique("twice"))
+def test_register_same_plugin_twice_is_a_no_op():
+    name = _unique("twice")
+    plugin = ArchitecturePlugin(name)
     fcnnzoo.register_plugin(plugin, name="twice")
     try:
-        with pytest.raises(PluginError, match="'twice' is already registered"):
-            fcnnzoo.register_plugin(plugin, name="twice")
+        assert fcnnzoo.register_plugin(plugin, name="twice") == "twice"
+        assert fcnnzoo.register_plugin(plugin) == "twice"
+        assert fcnnzoo.list_models(name) == [name]
+        info = {p.name: p for p in fcnnzoo.list_plugins()}["twice"]
+        assert info.components == (f"architecture:{name}",)
     finally:
         fcnnzoo.unregister_plugin("twice")
 
 
-def test_duplicate_name_names_both_plugins():
-    with pytest.raises(DuplicateNameError) as excinfo:
-        fcnnzoo.register_plugin(ArchitecturePlugin("fcnn"), name="impostor")
-    message = str(excinfo.value)
-    assert "'fcnn'" in message
-    assert "'fcnnzoo.builtin.architectures'" in message
-    assert "'impostor'" in message
-    # The failed registration leaves nothing behind.
-    assert "impostor" not in {p.name for p in fcnnzoo.list_plugins()}
-    assert fcnnzoo.model_info("fcnn")["plugin"] == "fcnnzoo.builtin.architectures"
+def test_plugin_name_taken_by_other_object_raises():
+    fcnnzoo.register_plugin(ArchitecturePlugin(_unique("first")), name="taken")
+    try:
+        with pytest.raises(PluginError, match="'taken' is already registered"):
+            fcnnzoo.register_plugin(ArchitecturePlugin(_unique("second")), name="taken")
+    finally:
+        fcnnzoo.unregister_plugin("taken")
 
 
-def test_duplicate_name_is_a_value_error():
-    with pytest.raises(ValueError):
-        fcnnzoo.register_plugin(ArchitecturePlugin("lenet5"), name="impostor2")
+def test_clashing_names_stay_reachable_qualified():
+    fcnnzoo.register_plugin(ArchitecturePlugin("fcnn"), name="impostor")
+    try:
+        with pytest.raises(DuplicateNameError) as excinfo:
+            fcnnzoo.create_model("fcnn")
+        message = str(excinfo.value)
+        assert "'fcnn'" in message
+        assert "'fcnnzoo.builtin.architectures:fcnn'" in message
+        assert "'impostor:fcnn'" in message
+        assert isinstance(excinfo.value, ValueError)
+
+        builtin = fcnnzoo.create_model("fcnnzoo.builtin.architectures:fcnn")
+        assert builtin.fcnnzoo_config["architecture"] == "fcnnzoo.builtin.architectures:fcnn"
+        assert type(builtin).__name__ == "FCNN"
+        impostor = fcnnzoo.create_model("impostor:fcnn")
+        assert type(impostor).__name__ == "Sequential"
+
+        names = fcnnzoo.list_models("fcnn")
+        assert names == ["fcnnzoo.builtin.architectures:fcnn", "impostor:fcnn"]
+        assert fcnnzoo.list_models(plugin="impostor") == ["impostor:fcnn"]
+    finally:
+        fcnnzoo.unregister_plugin("impostor")
+    assert fcnnzoo.list_models("fcnn") == ["fcnn"]
+    assert type(fcnnzoo.create_model("fcnn")).__name__ == "FCNN"
+
+
+def test_qualified_name_with_wrong_plugin():
+    with pytest.raises(ValueError, match=r"Plugin 'tinyvgg' registers no architecture 'fcnn'\. Registered as: 'fcnnzoo\.builtin\.architectures:fcnn'"):
+        fcnnzoo.create_model("tinyvgg:fcnn")
+    with pytest.raises(ValueError, match=r"Unknown architecture 'nobody:nothing'"):
+        fcnnzoo.create_model("nobody:nothing")
 
 
 def test_runtime_plugin_that_raises_is_rejected():
@@ -214,8 +243,13 @@ def test_hook_with_wrong_signature_is_rejected():
         def fcnnzoo_register_architectures(self, registry):
             return []
 
-    with pytest.raises(PluginError, match="'wrong-signature' could not be registered"):
+    with pytest.raises(PluginError) as excinfo:
         fcnnzoo.register_plugin(WrongSignature(), name="wrong-signature")
+    message = str(excinfo.value)
+    assert "'wrong-signature'" in message
+    assert "hook fcnnzoo_register_architectures" in message
+    assert "argument 'registry'" in message
+    assert "wrong-signature" not in {p.name for p in fcnnzoo.list_plugins()}
 
 
 # -- discovery through entry points --------------------------------------------
@@ -301,7 +335,7 @@ def test_strict_mode_raises(plugin_dir, monkeypatch):
             registry.specs("architecture")
 
 
-def test_entry_point_duplicate_names_both(plugin_dir):
+def test_entry_point_clash_reachable_qualified(plugin_dir):
     first = _unique("first")
     second = _unique("second")
     _write_module(plugin_dir, first, GOOD_PLUGIN.format(arch="clash", module=first))
@@ -309,8 +343,12 @@ def test_entry_point_duplicate_names_both(plugin_dir):
     _install_fake_distribution(plugin_dir, "fcnnzoo-clash", {"alpha": first, "beta": second})
 
     registry = Registry(builtin_plugins=(), entry_point_group="test_fcnnzoo_group")
-    with pytest.raises(DuplicateNameError, match="'clash' is registered by both plugin '(alpha|beta)' and plugin '(alpha|beta)'"):
-        registry.specs("architecture")
+    with pytest.raises(DuplicateNameError, match=r"registered by 2 plugins \('alpha', 'beta'\)\. Use a qualified name: 'alpha:clash' or 'beta:clash'\."):
+        registry.get("architecture", "clash")
+    assert registry.get("architecture", "alpha:clash").description == f"from {first}"
+    assert registry.get("architecture", "beta:clash").description == f"from {second}"
+    assert [registry.display_name("architecture", spec) for spec in registry.specs("architecture")] == ["alpha:clash", "beta:clash"]
+    assert all(info.status == "ok" for info in registry.plugins())
 
 
 def test_broken_builtin_module_reported(monkeypatch):

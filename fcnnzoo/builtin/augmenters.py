@@ -1,8 +1,10 @@
-"""Built-in augmenters plugin: ``random_crop``, ``hflip``, ``gaussian_noise`` and those of :mod:`fcnnzoo.augmenters`.
+"""The built-in augmenters ``random_crop``, ``hflip`` and ``gaussian_noise``.
 
-It registers through the same hook as a third-party plugin does. Each
-augmenter works on a whole float ``(N, C, H, W)`` batch at once and draws
-separate random values for every sample; see :class:`fcnnzoo.augment.Augmenter`.
+The plugin :mod:`fcnnzoo.builtin.augmenter_specs` registers them, and those
+of :mod:`fcnnzoo.augmenters`, by reference, so that listing them imports no
+torch. Each augmenter works on a whole float ``(N, C, H, W)`` batch at once
+and draws separate random values for every sample; see
+:class:`fcnnzoo.augment.Augmenter`.
 """
 
 from __future__ import annotations
@@ -19,13 +21,6 @@ from fcnnzoo.augment import Parameters
 from fcnnzoo.augment import broadcast_apply_mask
 from fcnnzoo.augment import sample_integers
 from fcnnzoo.augment import sample_normal
-from fcnnzoo.augmenters.compose import Compose
-from fcnnzoo.augmenters.geometric import Rotate
-from fcnnzoo.augmenters.geometric import Translate
-from fcnnzoo.augmenters.photometric import BrightnessContrast
-from fcnnzoo.augmenters.photometric import RandomErasing
-from fcnnzoo.hookspecs import hookimpl
-from fcnnzoo.specs import AugmenterSpec
 
 __all__ = ["GaussianNoise", "HorizontalFlip", "RandomCrop"]
 
@@ -226,50 +221,3 @@ class GaussianNoise(Augmenter):
 
     def arguments(self) -> dict[str, Any]:
         return {"std": self.std, **super().arguments()}
-
-
-@hookimpl
-def fcnnzoo_register_augmenters() -> list[AugmenterSpec]:
-    """Return the specs of the built-in augmenters."""
-    return [
-        AugmenterSpec(
-            name="random_crop",
-            factory=RandomCrop,
-            description="Pad each image (2 pixels by default) and crop it back at a random per-sample offset",
-        ),
-        AugmenterSpec(
-            name="hflip",
-            factory=HorizontalFlip,
-            description="Mirror each image left to right with probability p",
-        ),
-        AugmenterSpec(
-            name="gaussian_noise",
-            factory=GaussianNoise,
-            description="Add zero-mean Gaussian noise of standard deviation std to each image",
-        ),
-        AugmenterSpec(
-            name="rotate",
-            factory=Rotate,
-            description="Rotate each image about its center by a random angle in [-degrees, degrees]",
-        ),
-        AugmenterSpec(
-            name="translate",
-            factory=Translate,
-            description="Shift each image by a random offset of up to max_shift pixels on each axis",
-        ),
-        AugmenterSpec(
-            name="random_erasing",
-            factory=RandomErasing,
-            description="Erase a random rectangle of each image with a constant or noise (cutout)",
-        ),
-        AugmenterSpec(
-            name="brightness_contrast",
-            factory=BrightnessContrast,
-            description="Shift the brightness and scale the contrast of each image by random amounts",
-        ),
-        AugmenterSpec(
-            name="compose",
-            factory=Compose,
-            description="Apply a list of augmenters in order, to a share p of the images",
-        ),
-    ]

@@ -5,6 +5,7 @@ import torch
 
 import fcnnzoo
 from fcnnzoo.nn import ConvReLUPool
+from fcnnzoo.testing import check_plugin
 
 
 def test_tiny_vgg_discovered_through_entry_point():
@@ -13,6 +14,11 @@ def test_tiny_vgg_discovered_through_entry_point():
     assert plugins["tinyvgg"].status == "ok"
     assert plugins["tinyvgg"].distribution == "fcnnzoo-tinyvgg"
     assert "architecture:tiny_vgg" in plugins["tinyvgg"].components
+
+
+def test_tiny_vgg_conforms():
+    checked = check_plugin("tinyvgg")
+    assert checked == {"architecture": ["tiny_vgg"], "augmenter": [], "quantizer": []}
 
 
 @pytest.mark.parametrize("size", [(4, 4), (28, 28), (32, 30)])
