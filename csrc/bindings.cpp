@@ -13,6 +13,7 @@
 #include "conv_relu_pool.h"
 #include "conv_relu_pool_kernels.h"
 #include "conv_relu_pool_packing.h"
+#include "openmp_runtime.h"
 
 namespace py = pybind11;
 
@@ -555,6 +556,12 @@ must call set_weights again whenever the weight or bias values change.
 Raises:
     ValueError: if a shape or argument is invalid.
 )doc");
+
+  module.def(
+      "parallel_backend",
+      [] { return fcnnzoo::loaded_openmp_runtime() != nullptr ? std::string("openmp") : std::string("pool"); },
+      "Return where the kernels run their threads: 'openmp' on the OpenMP runtime the process loaded (PyTorch's), "
+      "or 'pool' on fcnnzoo's own threads, when there is none or FCNNZOO_PARALLEL=pool.");
 
   module.def("supported_kernels", &fcnnzoo::supported_kernel_names,
              "Return the kernel names this CPU can run, in the order the default choice tries them.");

@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include "openmp_runtime.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -95,6 +97,11 @@ void ThreadPool::process_chunks(Job& job, int worker) {
   }
 }
 
+void ThreadPool::process_chunks_on_openmp_thread(void* data) {
+  Job& job = *static_cast<Job*>(data);
+  process_chunks(job, loaded_openmp_runtime()->thread_number());
+}
+
 void ThreadPool::run(int thread_count, int64_t task_count, int64_t chunk_size, TaskRangeFunction function,
                      void* context) {
   if (task_count <= 0) {
@@ -104,6 +111,20 @@ void ThreadPool::run(int thread_count, int64_t task_count, int64_t chunk_size, T
   const int64_t chunk_count = (task_count + chunk_size - 1) / chunk_size;
   int participants = std::min(std::max(thread_count, 1), kMaxThreads);
   participants = static_cast<int>(std::min<int64_t>(participants, chunk_count));
+
+  const OpenMpRuntime* openmp = participants > 1 ? loaded_openmp_runtime() : nullptr;
+  if (openmp != nullptr) {
+    // The team has at most participants threads, numbered from 0 with the
+    // caller as 0, which matches the worker numbers of the pool.
+    Job job;
+    job.function = function;
+    job.context = context;
+    job.task_count = task_count;
+    job.chunk_size = chunk_size;
+    job.participants = participants;
+    openmp->parallel(process_chunks_on_openmp_thread, &job, static_cast<unsigned>(participants), 0);
+    return;
+  }
 
   if (participants <= 1 || busy_.exchange(true, std::memory_order_acquire)) {
     function(context, 0, task_count, 0);

@@ -1,6 +1,9 @@
-// A persistent pool of worker threads that sleep on a condition variable
-// while idle. Kernels use it instead of OpenMP, so the process never runs a
-// second OpenMP runtime next to the one PyTorch ships.
+// Parallel loops of the kernels. When the process has loaded an OpenMP
+// runtime (PyTorch's), the loops run on its threads through the runtime's
+// GOMP_parallel entry point, so the process keeps one set of threads and
+// fcnnzoo never loads a second OpenMP runtime. Otherwise they run on a
+// persistent pool of worker threads that sleep on a condition variable
+// while idle.
 #pragma once
 
 #include <atomic>
@@ -31,8 +34,10 @@ class ThreadPool {
 
   // Runs function over the tasks [0, task_count), handing out chunks of
   // chunk_size consecutive tasks, on up to thread_count threads including
-  // the caller, and returns once every task is done. When another call is
-  // using the pool, or threads cannot be started, the caller runs all tasks.
+  // the caller, and returns once every task is done: on the loaded OpenMP
+  // runtime's threads if there is one, else on the pool. When another call
+  // is using the pool, or threads cannot be started, the caller runs all
+  // tasks.
   void run(int thread_count, int64_t task_count, int64_t chunk_size, TaskRangeFunction function, void* context);
 
   ThreadPool(const ThreadPool&) = delete;
@@ -56,6 +61,8 @@ class ThreadPool {
   int grow(int thread_count);
   void worker_loop(int worker, uint64_t seen_generation);
   static void process_chunks(Job& job, int worker);
+  // Entry point of each OpenMP thread; data is a Job*.
+  static void process_chunks_on_openmp_thread(void* data);
 
   // Set while a call owns the pool; a second caller runs its tasks inline.
   std::atomic<bool> busy_{false};
