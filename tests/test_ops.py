@@ -253,7 +253,7 @@ def test_concurrent_calls_from_threads() -> None:
     x, weight, bias = random_problem(8, 4, 24, (16, 16), (3, 3))
     expected = composite(x, weight, bias, padding=1)
 
-    # The kernel releases the GIL, so these calls overlap; at most one owns the thread pool.
+    # The kernel releases the GIL, so these calls overlap, each with its own team of threads.
     with ThreadPoolExecutor(max_workers=4) as executor:
         results = list(executor.map(lambda _: conv_relu_pool(x, weight, bias, padding=1), range(16)))
 
@@ -282,7 +282,7 @@ def _forward_with_two_threads(x: np.ndarray, weight: np.ndarray, bias: np.ndarra
 def test_forked_child_does_not_hang() -> None:
     x, weight, bias = random_problem(8, 4, 24, (16, 16), (3, 3))
     expected = composite(x, weight, bias)
-    # Start the pool's threads in this process; the child inherits the pool but not its threads.
+    # Start the threads in this process; the child inherits their state but not the threads.
     parent_result = _forward_with_two_threads(x.numpy(), weight.numpy(), bias.numpy())
     torch.testing.assert_close(torch.from_numpy(parent_result), expected, rtol=RTOL, atol=ATOL)
 

@@ -64,3 +64,37 @@ def test_own_pool_gives_same_results(tmp_path) -> None:
     assert default_backend == ("openmp" if torch_ships_openmp() else "pool")
     for name, tensor in default.items():
         torch.testing.assert_close(pool[name], tensor, rtol=1e-6, atol=1e-5, msg=name)
+
+
+FORK_SCRIPT = """
+import multiprocessing
+import numpy as np
+from fcnnzoo import _C
+
+def forward(x, weight):
+    output = np.empty((x.shape[0], weight.shape[0], 7, 7), dtype=np.float32)
+    _C.conv_relu_pool_forward(x, weight, None, output, stride=(1, 1), padding=(0, 0), pool_kernel=(2, 2),
+                              pool_stride=(2, 2), ceil_mode=False, num_threads=2)
+    return output
+
+if __name__ == "__main__":
+    random = np.random.default_rng(0)
+    x = random.standard_normal((8, 4, 16, 16), dtype=np.float32)
+    weight = random.standard_normal((24, 4, 3, 3), dtype=np.float32)
+    parent = forward(x, weight)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(forward, (x, weight)).get(timeout=60)
+    assert np.array_equal(parent, child)
+    print(_C.parallel_backend())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_own_pool_survives_fork(tmp_path) -> None:
+    # The default backend's fork case runs in test_ops; this one covers the pool's.
+    script = tmp_path / "fork_check.py"
+    script.write_text(FORK_SCRIPT)
+    environment = {**os.environ, "FCNNZOO_PARALLEL": "pool"}
+    completed = subprocess.run([sys.executable, str(script)], env=environment, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "pool"
