@@ -143,15 +143,42 @@ ConvReluPoolShape make_shape(int64_t batch, int64_t in_channels, int64_t in_heig
   return shape;
 }
 
-std::string select_kernel(std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape, Pair stride,
-                          Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
+// The shape of a call given the input and weight shapes. Throws ValueError
+// when the weight's input channels differ from the input's.
+ConvReluPoolShape shape_from_shapes(const std::array<int64_t, 4>& input_shape,
+                                    const std::array<int64_t, 4>& weight_shape, Pair stride, Pair padding,
+                                    Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
   if (weight_shape[1] != input_shape[1]) {
     throw py::value_error("weight_shape expects " + std::to_string(weight_shape[1]) +
                           " input channels but input_shape has " + std::to_string(input_shape[1]) + ".");
   }
+  return make_shape(input_shape[0], input_shape[1], input_shape[2], input_shape[3], weight_shape[0], weight_shape[2],
+                    weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode);
+}
+
+// The shape of a call on 4-D input and weight arrays. Throws ValueError when
+// the weight's input channels differ from the input's.
+ConvReluPoolShape shape_from_arrays(const py::array& input, const py::array& weight, Pair stride, Pair padding,
+                                    Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
+  if (weight.shape(1) != input.shape(1)) {
+    throw py::value_error("weight expects " + std::to_string(weight.shape(1)) + " input channels (shape " +
+                          shape_text(weight) + ") but input has " + std::to_string(input.shape(1)) + " (shape " +
+                          shape_text(input) + ").");
+  }
+  return make_shape(input.shape(0), input.shape(1), input.shape(2), input.shape(3), weight.shape(0), weight.shape(2),
+                    weight.shape(3), stride, padding, pool_kernel, pool_stride, ceil_mode);
+}
+
+void require_thread_count(int num_threads) {
+  if (num_threads < 1) {
+    throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
+  }
+}
+
+std::string select_kernel(std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape, Pair stride,
+                          Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
   const ConvReluPoolShape shape =
-      make_shape(input_shape[0], input_shape[1], input_shape[2], input_shape[3], weight_shape[0], weight_shape[2],
-                 weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode);
+      shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel, pool_stride, ceil_mode);
   const ConvReluPoolSizes sizes = validate_shape(shape);
   return find_kernel("", shape, sizes).name;
 }
@@ -171,18 +198,10 @@ void conv_relu_pool_forward(const py::object& input_object, const py::object& we
   if (!output.writeable()) {
     throw py::value_error("output must be a writeable array.");
   }
-  if (num_threads < 1) {
-    throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
-  }
+  require_thread_count(num_threads);
 
   const ConvReluPoolShape shape =
-      make_shape(input.shape(0), input.shape(1), input.shape(2), input.shape(3), weight.shape(0), weight.shape(2),
-                 weight.shape(3), stride, padding, pool_kernel, pool_stride, ceil_mode);
-  if (weight.shape(1) != shape.in_channels) {
-    throw py::value_error("weight expects " + std::to_string(weight.shape(1)) + " input channels (shape " +
-                          shape_text(weight) + ") but input has " + std::to_string(shape.in_channels) +
-                          " (shape " + shape_text(input) + ").");
-  }
+      shape_from_arrays(input, weight, stride, padding, pool_kernel, pool_stride, ceil_mode);
   if (has_bias && bias.shape(0) != shape.out_channels) {
     throw py::value_error("bias must have out_channels=" + std::to_string(shape.out_channels) +
                           " elements, got shape " + shape_text(bias) + ".");
@@ -233,16 +252,9 @@ void conv_relu_pool_conv_gradient_binding(const py::object& grad_output_object, 
   if (!grad_conv.writeable()) {
     throw py::value_error("grad_conv must be a writeable array.");
   }
-  if (num_threads < 1) {
-    throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
-  }
-  if (weight_shape[1] != input_shape[1]) {
-    throw py::value_error("weight_shape expects " + std::to_string(weight_shape[1]) +
-                          " input channels but input_shape has " + std::to_string(input_shape[1]) + ".");
-  }
+  require_thread_count(num_threads);
   const ConvReluPoolShape shape =
-      make_shape(input_shape[0], input_shape[1], input_shape[2], input_shape[3], weight_shape[0], weight_shape[2],
-                 weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode);
+      shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel, pool_stride, ceil_mode);
   const ConvReluPoolSizes sizes = validate_shape(shape);
   require_indexed_window(shape);
   const std::array<int64_t, 4> pooled{shape.batch, shape.out_channels, sizes.pooled_height, sizes.pooled_width};
@@ -276,17 +288,9 @@ void conv_relu_pool_backward_binding(const py::object& grad_output_object, const
   const py::array indices = require_uint8_array(indices_object, "indices", 4);
   const py::array input = require_float_array(input_object, "input", 4);
   const py::array weight = require_float_array(weight_object, "weight", 4);
-  if (num_threads < 1) {
-    throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
-  }
+  require_thread_count(num_threads);
   const ConvReluPoolShape shape =
-      make_shape(input.shape(0), input.shape(1), input.shape(2), input.shape(3), weight.shape(0), weight.shape(2),
-                 weight.shape(3), stride, padding, pool_kernel, pool_stride, ceil_mode);
-  if (weight.shape(1) != shape.in_channels) {
-    throw py::value_error("weight expects " + std::to_string(weight.shape(1)) + " input channels (shape " +
-                          shape_text(weight) + ") but input has " + std::to_string(shape.in_channels) +
-                          " (shape " + shape_text(input) + ").");
-  }
+      shape_from_arrays(input, weight, stride, padding, pool_kernel, pool_stride, ceil_mode);
   const ConvReluPoolSizes sizes = validate_shape(shape);
   require_indexed_window(shape);
   const std::array<int64_t, 4> pooled{shape.batch, shape.out_channels, sizes.pooled_height, sizes.pooled_width};
@@ -348,12 +352,7 @@ class ForwardPlan {
  public:
   ForwardPlan(std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape, Pair stride, Pair padding,
               Pair pool_kernel, Pair pool_stride, bool ceil_mode, const std::string& kernel_name) {
-    if (weight_shape[1] != input_shape[1]) {
-      throw py::value_error("weight_shape expects " + std::to_string(weight_shape[1]) +
-                            " input channels but input_shape has " + std::to_string(input_shape[1]) + ".");
-    }
-    shape_ = make_shape(input_shape[0], input_shape[1], input_shape[2], input_shape[3], weight_shape[0],
-                        weight_shape[2], weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode);
+    shape_ = shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel, pool_stride, ceil_mode);
     sizes_ = validate_shape(shape_);
     weight_shape_ = weight_shape;
     kernel_ = &find_kernel(kernel_name, shape_, sizes_);
@@ -402,9 +401,7 @@ class ForwardPlan {
                             std::to_string(shape.in_height) + ", " + std::to_string(shape.in_width) + "), got " +
                             shape_text(input) + ".");
     }
-    if (num_threads < 1) {
-      throw py::value_error("num_threads must be at least 1, got " + std::to_string(num_threads) + ".");
-    }
+    require_thread_count(num_threads);
     const std::array<int64_t, 4> expected{shape.batch, shape.out_channels, sizes_.pooled_height,
                                           sizes_.pooled_width};
     require_shape(output, "output", expected);
