@@ -113,7 +113,9 @@ class ConvReLUPool(ConvReLUPoolMixin, nn.Module):
         self.padding = _pair(padding, "padding")
         self.pool_kernel = _pair(pool_kernel, "pool_kernel")
         self.pool_stride = self.pool_kernel if pool_stride is None else _pair(pool_stride, "pool_stride")
-        self.ceil_mode = bool(ceil_mode)
+        if not isinstance(ceil_mode, bool):
+            raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r} ({type(ceil_mode).__name__}).")
+        self.ceil_mode = ceil_mode
         self.fused = bool(fused)
         for name, pair in (
             ("kernel_size", self.kernel_size),

@@ -150,6 +150,12 @@ def _check_tensor(value: object, name: str) -> torch.Tensor:
     return value
 
 
+def _check_ceil_mode(ceil_mode: object) -> None:
+    """Reject a ceil_mode that is not a bool, as max_pool2d does."""
+    if not isinstance(ceil_mode, bool):
+        raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r} ({type(ceil_mode).__name__}).")
+
+
 def _check_arguments(x: object, weight: object, bias: object) -> None:
     """Validate the tensors of a call, raising TypeError or ValueError that names the argument."""
     x = _check_tensor(x, "x")
@@ -219,6 +225,7 @@ def validate_call(
     Raises the errors that :func:`conv_relu_pool` documents.
     """
     _check_arguments(x, weight, bias)
+    _check_ceil_mode(ceil_mode)
     assert isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)
     pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
     return _pooled_size(
@@ -324,6 +331,7 @@ def conv_relu_pool(
             larger than the padded input, or the output would be empty.
     """
     _check_arguments(x, weight, bias)
+    _check_ceil_mode(ceil_mode)
     stride_hw = _pair(stride, "stride")
     padding_hw = _pair(padding, "padding")
     pool_kernel_hw = _pair(pool_kernel, "pool_kernel")

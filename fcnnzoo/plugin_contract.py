@@ -35,6 +35,11 @@ FACTORY_REFERENCE: Final = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\
 HOOK_NAMES: Final = tuple(name for name in vars(hookspecs) if name.startswith(f"{hookspecs.PROJECT_NAME}_"))
 
 
+def _with_article(noun: str) -> str:
+    """Return ``noun`` with "a" or "an" in front, as English spells it for these nouns."""
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def check_name(name: object, what: str, plugin_name: str) -> str:
     """Return ``name`` if it can be a component name, else raise.
 
@@ -45,9 +50,9 @@ def check_name(name: object, what: str, plugin_name: str) -> str:
         PluginError: naming the plugin, the kind of component and the name.
     """
     if not isinstance(name, str):
-        raise PluginError(f"Plugin {plugin_name!r} registered a {what} whose name is a {type(name).__name__}, not a string.")
+        raise PluginError(f"Plugin {plugin_name!r} registered {_with_article(what)} whose name is {_with_article(type(name).__name__)}, not a string.")
     if not name:
-        raise PluginError(f"Plugin {plugin_name!r} registered a {what} with an empty name. Give it a name such as 'my_{what}'.")
+        raise PluginError(f"Plugin {plugin_name!r} registered {_with_article(what)} with an empty name. Give it a name such as 'my_{what}'.")
     if any(character.isspace() for character in name):
         raise PluginError(f"Plugin {plugin_name!r} registered the {what} name {name!r}, which contains whitespace. Use underscores instead.")
     if ":" in name:

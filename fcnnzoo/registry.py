@@ -308,6 +308,7 @@ class Registry:
         status: str = STATUS_BROKEN,
         api_version: str | None = None,
         record: bool = True,
+        hooks: tuple[str, ...] = (),
     ) -> None:
         # A PluginError already names the plugin and what went wrong, so it is shown as it is.
         if isinstance(exc, PluginError):
@@ -318,7 +319,14 @@ class Registry:
             problem = f"Plugin {name!r} failed to load: {reason}"
         if record:
             self._infos[name] = PluginInfo(
-                name=name, source=source, status=status, distribution=distribution, version=version, error=reason, api_version=api_version
+                name=name,
+                source=source,
+                status=status,
+                distribution=distribution,
+                version=version,
+                hooks=hooks,
+                error=reason,
+                api_version=api_version,
             )
         if _strict_mode():
             raise PluginError(f"{problem.rstrip('.')}. Fix, upgrade or uninstall the plugin, or unset {STRICT_ENV} to skip it with a warning.") from exc
@@ -368,8 +376,10 @@ class Registry:
         try:
             collected, hooks = self._collect(plugin, name, distribution, version)
         except Exception as exc:
+            # A broken plugin still lists the hooks it implements.
+            implemented = self._implemented_hooks(plugin)
             self._manager.unregister(plugin)
-            fail(exc, api_version=api_version)
+            fail(exc, api_version=api_version, hooks=implemented)
             return
 
         for kind, specs in collected.items():
@@ -400,6 +410,14 @@ class Registry:
                 ", ".join(map(repr, entries)),
                 choices,
             )
+
+    def _implemented_hooks(self, plugin: object) -> tuple[str, ...]:
+        """Return the names of the hooks that a registered ``plugin`` implements."""
+        return tuple(
+            info.hook
+            for info in KINDS.values()
+            if any(impl.plugin is plugin for impl in getattr(self._manager.hook, info.hook).get_hookimpls())
+        )
 
     def _collect(self, plugin: object, plugin_name: str, distribution: str | None, version: str | None) -> tuple[dict[str, list[Any]], tuple[str, ...]]:
         collected: dict[str, list[Any]] = {kind: [] for kind in KINDS}
@@ -539,7 +557,18 @@ class Registry:
             )
         close = difflib.get_close_matches(name, list(table), n=3)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"Unknown {info.singular} {name!r}.{hint} Run 'fcnnzoo list {info.plural}' to see the available names.")
+        raise ValueError(
+            f"Unknown {info.singular} {name!r}.{hint}{self._unloaded_hint()} "
+            f"Run 'fcnnzoo list {info.plural}' to see the available names."
+        )
+
+    def _unloaded_hint(self) -> str:
+        """Name the plugins that did not load, since a missing name may be theirs."""
+        unloaded = [plugin for plugin in self._infos.values() if plugin.status != STATUS_OK]
+        if not unloaded:
+            return ""
+        described = ", ".join(f"{plugin.name!r} ({plugin.status}: {plugin.reason or plugin.error})" for plugin in unloaded)
+        return f" Plugins that did not load, and may provide it: {described}."
 
     def _resolve(self, spec: Any, info: _Kind) -> Any:
         if not isinstance(spec.factory, str):

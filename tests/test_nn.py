@@ -182,6 +182,11 @@ def test_invalid_construction_raises(arguments: dict[str, Any], match: str) -> N
         ConvReLUPool(**call)
 
 
+def test_non_bool_ceil_mode_raises_type_error() -> None:
+    with pytest.raises(TypeError, match=r"ceil_mode must be True or False, got 'yes'"):
+        ConvReLUPool(1, 4, 3, ceil_mode="yes")
+
+
 def test_non_integer_size_raises_type_error() -> None:
     with pytest.raises(TypeError, match=r"kernel_size must be an int or a pair of ints"):
         ConvReLUPool(1, 4, 2.5)

@@ -487,6 +487,8 @@ INVALID_CALLS = [
         {"weight": torch.zeros(4, 3, 11, 3), "padding": 1}, ValueError, r"padded input \(10, 10\)", id="kernel-big-pad"
     ),
     pytest.param({"pool_kernel": 7}, ValueError, r"pool_kernel \(7, 7\) is larger .* output would be empty", id="empty"),
+    pytest.param({"ceil_mode": "yes"}, TypeError, r"ceil_mode must be True or False, got 'yes' \(str\)", id="ceil-str"),
+    pytest.param({"ceil_mode": 1}, TypeError, r"ceil_mode must be True or False, got 1 \(int\)", id="ceil-int"),
 ]
 
 

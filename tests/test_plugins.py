@@ -190,6 +190,8 @@ def test_empty_load_plugins_env_loads_none(plugin_dir, monkeypatch):
     assert "fcnn" in [spec.name for spec in registry.specs("architecture")]
     assert infos_of(registry)["none"].status == "blocked"
     assert module not in __import__("sys").modules
+    with pytest.raises(ValueError, match=r"Unknown architecture 'never_loaded'\..*'none' \(blocked: not listed in FCNNZOO_LOAD_PLUGINS\)"):
+        registry.get("architecture", "never_loaded")
 
 
 def test_disable_plugins_env_blocks_without_import(plugin_dir, monkeypatch):
@@ -377,7 +379,7 @@ def test_component_name_not_a_string(plugin_dir):
         return [fcnnzoo.AugmenterSpec(name=42, factory=print, description="x")]
     """
     _, info = _bad_plugin_registry(plugin_dir, body)
-    assert info.error == "Plugin 'bad' registered a augmenter whose name is a int, not a string."
+    assert info.error == "Plugin 'bad' registered an augmenter whose name is an int, not a string."
 
 
 @pytest.mark.parametrize(

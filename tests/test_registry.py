@@ -320,6 +320,7 @@ def test_plugin_raising_in_hook_skipped(plugin_dir, monkeypatch):
     with pytest.warns(PluginWarning, match="'raising'.*raised in hook fcnnzoo_register_quantizers: KeyError"):
         assert registry.specs("quantizer") == []
     assert registry.plugins()[0].status == "broken"
+    assert registry.plugins()[0].hooks == ("fcnnzoo_register_quantizers",)
 
 
 def test_strict_mode_raises(plugin_dir, monkeypatch):
