@@ -277,7 +277,7 @@ void conv_relu_pool_conv_gradient_binding(const py::object& grad_output_object, 
                                num_threads);
 }
 
-void conv_relu_pool_backward_binding(const py::object& grad_output_object, const py::object& output_object,
+bool conv_relu_pool_backward_binding(const py::object& grad_output_object, const py::object& output_object,
                                      const py::object& indices_object, const py::object& input_object,
                                      const py::object& weight_object, const py::object& grad_input_object,
                                      const py::object& grad_weight_object, const py::object& grad_bias_object,
@@ -342,7 +342,7 @@ void conv_relu_pool_backward_binding(const py::object& grad_output_object, const
   tensors.weight = static_cast<const float*>(weight.data());
 
   py::gil_scoped_release release;
-  conv_relu_pool_backward(shape, sizes, tensors, num_threads);
+  return conv_relu_pool_backward(shape, sizes, tensors, num_threads);
 }
 
 // A validated forward call whose weights are packed once and reused: the
@@ -507,10 +507,13 @@ Raises:
              py::arg("output"), py::arg("indices"), py::arg("input"), py::arg("weight"), py::arg("grad_input"),
              py::arg("grad_weight"), py::arg("grad_bias"), py::kw_only(), py::arg("stride"), py::arg("padding"),
              py::arg("pool_kernel"), py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("num_threads"),
-             R"doc(Write the gradients of input, weight and bias of the fused op.
+             R"doc(Write the gradients of input, weight and bias of the fused op, and return True.
 
-Only the convolution outputs that won a window with a positive pooled value
-get a gradient, so the work is proportional to the pooled output.
+Only the convolution outputs that won a window with a positive or NaN pooled
+value get a gradient, so the work is proportional to the pooled output.
+Returns False, leaving the gradients unspecified, when input or weight holds
+NaN or infinity; conv_relu_pool_conv_gradient and PyTorch's convolution
+backward then give the composite's NaN pattern.
 
 Args:
     grad_output: float32 array of the pooled shape.

@@ -2,6 +2,7 @@
 // PyTorch's convolution backward, and the fused backward that computes the
 // input, weight and bias gradients itself (conv_relu_pool_backward_body.h).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -85,7 +86,7 @@ class ZeroedFloats {
 
 }  // namespace
 
-void conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+bool conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                              const ConvReluPoolBackwardTensors& tensors, int thread_count) {
   const int64_t taps = shape.kernel_height * shape.kernel_width;
   const int64_t kernel_floats = shape.in_channels * taps;
@@ -96,7 +97,12 @@ void conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolS
     std::memset(tensors.grad_bias, 0, static_cast<size_t>(shape.out_channels) * sizeof(float));
   }
   if (shape.batch == 0) {
-    return;
+    return true;
+  }
+  for (int64_t index = 0; index < shape.out_channels * kernel_floats; ++index) {
+    if (!std::isfinite(tensors.weight[index])) {
+      return false;
+    }
   }
 
   const IsaFunctions& isa = widest_isa_functions();
@@ -161,7 +167,12 @@ void conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolS
       std::max<int64_t>(1, std::min<int64_t>({thread_count, shape.batch, useful_threads, ThreadPool::kMaxThreads})));
   ZeroedFloats scratch(plan.scratch_stride * threads);
   plan.scratch = scratch.data();
+  std::unique_ptr<uint8_t[]> non_finite(new uint8_t[static_cast<size_t>(threads)]());
+  plan.non_finite = non_finite.get();
   ThreadPool::instance().run(threads, shape.batch, 1, isa.backward_tasks, &plan);
+  if (std::any_of(non_finite.get(), non_finite.get() + threads, [](uint8_t flag) { return flag != 0; })) {
+    return false;
+  }
 
   // Sum the workers' accumulators into the weight layout.
   for (int worker = 0; worker < threads; ++worker) {
@@ -184,6 +195,7 @@ void conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolS
       }
     }
   }
+  return true;
 }
 
 void conv_relu_pool_conv_gradient(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,

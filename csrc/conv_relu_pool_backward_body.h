@@ -551,6 +551,27 @@ FCNNZOO_INLINE void backward_image_dense(const BackwardPlan& plan, int64_t image
   }
 }
 
+// Whether values[0, count) holds no NaN and no infinity: x - x is 0 for
+// every finite x and NaN otherwise.
+template <int kLanes>
+FCNNZOO_INLINE bool all_finite(const float* values, int64_t count) {
+  using Vector = typename VectorOf<kLanes>::Type;
+  Vector probe = {};
+  int64_t index = 0;
+  for (; index + kLanes <= count; index += kLanes) {
+    const Vector value = load_vector<Vector>(values + index);
+    probe += value - value;
+  }
+  float tail = 0.0f;
+  for (; index < count; ++index) {
+    tail += values[index] - values[index];
+  }
+  for (int lane = 0; lane < kLanes; ++lane) {
+    tail += probe[lane];
+  }
+  return tail == 0.0f;
+}
+
 // The task loop of the backward: one task is one image. Each worker adds
 // into its own weight and bias accumulators, which the driver sums.
 template <int kLanes>
@@ -574,7 +595,13 @@ FCNNZOO_INLINE void run_backward_tasks(const BackwardPlan& plan, int64_t begin, 
   const int64_t image_size = shape.in_channels * shape.in_height * shape.in_width;
 
   for (int64_t image = begin; image < end; ++image) {
-    copy_into_padded(plan.input + image * image_size, plan, padded_image);
+    const float* input = plan.input + image * image_size;
+    if (!all_finite<kLanes>(input, image_size)) {
+      // The caller recomputes the whole call on the dense path.
+      plan.non_finite[worker] = 1;
+      return;
+    }
+    copy_into_padded(input, plan, padded_image);
     float* image_gradient = nullptr;
     if (plan.grad_input != nullptr) {
       __builtin_memset(grad_image, 0, static_cast<size_t>(plan.image_floats) * sizeof(float));

@@ -89,10 +89,11 @@ struct ConvReluPoolBackwardTensors {
 // The gradients of the input, weight and bias from the gradient of the
 // pooled output and the output and indices of a forward call that wrote
 // indices, equal to conv_relu_pool_conv_gradient followed by a convolution
-// backward, but computed from the winners only. A non-finite input or
-// weight may give other NaN than that dense computation would, so callers
-// that need the dense result for such values use that pair instead.
-void conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
+// backward, but computed from the winners only. Returns false, with the
+// gradients unspecified, when the input or the weight holds NaN or
+// infinity: the dense computation spreads their NaN where this one would
+// not, so callers use that pair for such values instead.
+bool conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                              const ConvReluPoolBackwardTensors& tensors, int thread_count);
 
 // Names of the variants this CPU supports, in the order the default choice

@@ -83,6 +83,8 @@ struct BackwardPlan {
   float* grad_input = nullptr;
   bool need_weight = false;
   bool sparse = false;
+  // Per worker: set to 1 when an input image holds NaN or infinity.
+  uint8_t* non_finite = nullptr;
   // The row and column inside the pooling window of each index.
   uint8_t window_row[kMaxIndexedWindow] = {};
   uint8_t window_column[kMaxIndexedWindow] = {};

@@ -545,11 +545,9 @@ def _conv_relu_pool_backward_op(
     pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
     pool_stride_hw = _pair(pool_stride, "pool_stride")
     shapes = (tuple(x.shape), tuple(weight.shape), (weight.shape[0],))
-    # A sum is finite only if every term is (a large finite sum that
-    # overflows merely takes the slower exact path).
-    if x.shape[0] > 0 and bool(torch.isfinite(x.sum() + weight.sum())):
+    if x.shape[0] > 0:
         grads = tuple(torch.empty(shape) if needed else None for shape, needed in zip(shapes, output_mask, strict=True))
-        _C.conv_relu_pool_backward(
+        finite = _C.conv_relu_pool_backward(
             _as_array(grad_output),
             _as_array(output),
             indices.contiguous().numpy(),
@@ -563,7 +561,8 @@ def _conv_relu_pool_backward_op(
             ceil_mode=ceil_mode,
             num_threads=torch.get_num_threads(),
         )
-        return tuple(grad_output.new_empty((0,)) if grad is None else grad for grad in grads)
+        if finite:
+            return tuple(grad_output.new_empty((0,)) if grad is None else grad for grad in grads)
 
     conv_hw = (
         _conv_output_size(x.shape[2], weight.shape[2], stride_hw[0], padding_hw[0]),

@@ -116,6 +116,21 @@ def test_non_finite_input_gradients_match_composite(in_channels: int, value: flo
         torch.testing.assert_close(fused_grad, composite_grad, rtol=RTOL, atol=ATOL, equal_nan=True)
 
 
+def test_non_finite_weight_gradients_match_composite() -> None:
+    generator = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 16, 9, 9, generator=generator)
+    weight = torch.randn(5, 16, 3, 3, generator=generator)
+    weight[2, 3, 1, 1] = float("inf")
+    bias = torch.randn(5, generator=generator)
+
+    _, fused_grads = gradients(conv_relu_pool, [x, weight, bias], None, padding=1)
+    _, composite_grads = gradients(composite, [x, weight, bias], None, padding=1)
+
+    for fused_grad, composite_grad in zip(fused_grads, composite_grads, strict=True):
+        assert torch.equal(fused_grad.isnan(), composite_grad.isnan())
+        torch.testing.assert_close(fused_grad, composite_grad, rtol=RTOL, atol=ATOL, equal_nan=True)
+
+
 def test_only_requested_gradients_are_computed() -> None:
     x, weight, bias = torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3), torch.randn(4)
     weight.requires_grad_()

@@ -345,7 +345,10 @@ void check_backward(const ConvReluPoolShape& shape, const ConvReluPoolSizes& siz
       tensors.grad_weight = (mask & 2) != 0 ? grad_weight.data() : nullptr;
       tensors.grad_bias = (mask & 4) != 0 ? grad_bias.data() : nullptr;
       try {
-        fcnnzoo::conv_relu_pool_backward(shape, sizes, tensors, threads);
+        if (!fcnnzoo::conv_relu_pool_backward(shape, sizes, tensors, threads)) {
+          fail(where + context + ": rejected finite inputs as non-finite");
+          return;
+        }
       } catch (const std::exception& error) {
         fail(where + context + ": threw " + error.what());
         return;
@@ -414,8 +417,30 @@ int check_shape(const ConvReluPoolShape& shape, bool has_bias, std::mt19937& ran
     }
   }
 
-  // The fused backward is exact for finite inputs only; callers send
-  // non-finite ones to the dense path.
+  // The fused backward computes finite inputs only and reports the others,
+  // which callers send to the dense path.
+  if (with_special_values && shape.batch > 0) {
+    std::vector<float> output(expected.values.size());
+    std::vector<uint8_t> indices(output.size());
+    std::vector<float> grad_output(output.size(), 1.0f);
+    std::vector<float> grad_weight(weight.size());
+    ConvReluPoolTensors forward_tensors;
+    forward_tensors.input = input.data();
+    forward_tensors.weight = weight.data();
+    forward_tensors.output = output.data();
+    forward_tensors.indices = indices.data();
+    fcnnzoo::find_kernel("", shape, sizes).forward(shape, sizes, forward_tensors, 2);
+    ConvReluPoolBackwardTensors tensors;
+    tensors.grad_output = grad_output.data();
+    tensors.output = output.data();
+    tensors.indices = indices.data();
+    tensors.input = input.data();
+    tensors.weight = weight.data();
+    tensors.grad_weight = grad_weight.data();
+    ++g_checks;
+    expect(!fcnnzoo::conv_relu_pool_backward(shape, sizes, tensors, 2),
+           "backward accepted a non-finite input for " + describe(shape, has_bias));
+  }
   if (!with_special_values && shape.batch > 0) {
     std::vector<float> output(expected.values.size());
     std::vector<uint8_t> indices(output.size());
