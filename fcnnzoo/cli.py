@@ -51,8 +51,8 @@ USER_ERRORS: Final = (
 )
 
 _LIST_KINDS: Final = ("models", "augmenters", "quantizers", "datasets", "plugins")
-# Classes that 'fcnnzoo predict' lists per image by default; fcnnzoo.prediction.DEFAULT_TOP_K, repeated here
-# so that building the parser does not import torch.
+# Classes that 'fcnnzoo predict' lists per image by default. It repeats fcnnzoo.prediction.DEFAULT_TOP_K
+# because building the parser must not import torch (a test checks that the two agree).
 _DEFAULT_TOP_K: Final = 5
 
 

@@ -206,13 +206,13 @@ def test_noncontiguous_and_shared_tensors_are_saved(test_components):
 def test_load_never_unpickles(saved, monkeypatch):
     model, path = saved
 
-    def refuse(*args, **kwargs):
+    def fail_on_unpickle(*args, **kwargs):
         raise AssertionError("checkpoint.load must not unpickle anything")
 
-    monkeypatch.setattr(pickle, "load", refuse)
-    monkeypatch.setattr(pickle, "loads", refuse)
-    monkeypatch.setattr(pickle, "Unpickler", refuse)
-    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", fail_on_unpickle)
+    monkeypatch.setattr(pickle, "loads", fail_on_unpickle)
+    monkeypatch.setattr(pickle, "Unpickler", fail_on_unpickle)
+    monkeypatch.setattr(torch, "load", fail_on_unpickle)
     loaded = checkpoint.load(path)
     monkeypatch.undo()
     assert torch.equal(_outputs(loaded), _outputs(model))

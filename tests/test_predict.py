@@ -164,6 +164,16 @@ def test_rgb_image_converted_to_gray(tiny_digits, tmp_path):
     assert torch.allclose(batch, torch.full_like(batch, expected), atol=1e-6)
 
 
+def test_gray_image_converted_to_rgb(tiny_digits, tmp_path):
+    path = write_image(tmp_path / "gray.png", size=(28, 28), value=60)
+    config = fcnnzoo.load(tiny_digits).fcnnzoo_checkpoint
+    rgb_config = {**config, "in_channels": 3, "normalization": {"mean": [0.1, 0.2, 0.3], "std": [0.5, 0.25, 1.0]}}
+    batch = prediction.load_image_batch([path], rgb_config)
+    assert batch.shape == (1, 3, 28, 28)
+    for channel, (mean, std) in enumerate(zip([0.1, 0.2, 0.3], [0.5, 0.25, 1.0])):
+        assert torch.allclose(batch[0, channel], torch.full((28, 28), (60 / 255 - mean) / std), atol=1e-6)
+
+
 def test_image_of_other_size_resized(tiny_digits, tmp_path):
     pixels = np.zeros((56, 42), dtype=np.uint8)
     pixels[:28] = 200
@@ -196,7 +206,7 @@ def test_missing_image_exits_2(tiny_digits, tmp_path, capsys):
     assert_usage_error(*run(capsys, "predict", tiny_digits, missing), str(missing), "does not exist")
 
 
-def test_file_that_is_not_an_image_exits_2(tiny_digits, tmp_path, capsys):
+def test_non_image_file_exits_2(tiny_digits, tmp_path, capsys):
     path = tmp_path / "notes.png"
     path.write_text("these are notes, not pixels")
     assert_usage_error(*run(capsys, "predict", tiny_digits, path), str(path), "cannot be read as an image")
