@@ -342,9 +342,11 @@ def list_plugins() -> list[PluginInfo]:
 
 
 def save(model: nn.Module, directory: str | Path, **metadata: Any) -> Path:
-    """Write ``model`` as a checkpoint folder (safetensors weights plus a JSON config).
+    """Write ``model`` as a checkpoint folder (safetensors weights plus a JSON config), atomically.
 
-    See :func:`fcnnzoo.checkpoint.save` for the arguments.
+    A model wrapped in ``DistributedDataParallel`` or ``torch.compile`` is
+    saved under the wrapped model's keys. See :func:`fcnnzoo.checkpoint.save`
+    for the arguments.
     """
     from fcnnzoo import checkpoint
 
@@ -352,7 +354,7 @@ def save(model: nn.Module, directory: str | Path, **metadata: Any) -> Path:
 
 
 def load(directory: str | Path) -> nn.Module:
-    """Read a checkpoint folder written by :func:`save`, verifying the weights' sha256.
+    """Read a checkpoint folder written by :func:`save`, verifying the weights' size and sha256.
 
     See :func:`fcnnzoo.checkpoint.load` for the errors it raises.
     """

@@ -3,10 +3,17 @@
 A checkpoint is a folder with two files. ``model.safetensors`` contains the
 ``state_dict`` (never pickled). ``config.json`` records what is needed to
 rebuild the model: the architecture name and arguments, the quantization
-method if any, the classes, the input normalization, the dataset and the
-sha256 of the weights file. :func:`load` verifies that hash before it reads
-a single tensor. Other JSON files, such as ``metrics.json``, may sit in the
-same folder and are written in the same atomic step.
+method if any, the classes, the input size and normalization, and the
+dataset. It also records the fcnnzoo version, the plugin that registers the
+architecture (with its distribution and version), and the size and sha256
+of the weights file. :func:`load` verifies the size and the hash before it
+parses a single tensor. Other JSON files, such as ``metrics.json``, may sit in the same
+folder and are written in the same atomic step.
+
+Weights saved from a model wrapped in ``DistributedDataParallel`` or
+``torch.compile`` are stored under the wrapped model's own keys, and
+:func:`load` also accepts weights whose keys still carry the wrappers'
+``module.`` or ``_orig_mod.`` prefixes.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "WEIGHTS_FILE",
+    "WRAPPER_PREFIXES",
     "PreparedCheckpoint",
     "check_output_folder",
     "is_checkpoint",
@@ -41,6 +49,7 @@ __all__ = [
     "prepare",
     "read_config",
     "save",
+    "unwrap_model",
     "write",
     "write_json_atomic",
 ]
@@ -67,6 +76,9 @@ _REQUIRED_FIELDS: Final = (
     "weights_sha256",
 )
 _RESERVED_FILES: Final = frozenset({WEIGHTS_FILE, CONFIG_FILE})
+# Key prefixes that DistributedDataParallel ("module.") and torch.compile
+# ("_orig_mod.") add to every state_dict key of the model they wrap.
+WRAPPER_PREFIXES: Final = ("module.", "_orig_mod.")
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,8 @@ def prepare(
 
     Args:
         model: a model built by :func:`fcnnzoo.create_model` (it needs
-            ``model.fcnnzoo_config``), possibly quantized.
+            ``model.fcnnzoo_config``), possibly quantized, and possibly
+            wrapped in ``DistributedDataParallel`` or ``torch.compile``.
         classes: class names, one per output.
         mean: per-channel mean the inputs are normalized with.
         std: per-channel standard deviation the inputs are normalized with.
@@ -126,6 +139,7 @@ def prepare(
         TypeError: if a ``state_dict`` entry is not a tensor or some
             metadata cannot be stored as JSON.
     """
+    model = unwrap_model(model)
     model_config = getattr(model, "fcnnzoo_config", None)
     if not isinstance(model_config, Mapping) or "architecture" not in model_config:
         raise ValueError(
@@ -161,6 +175,7 @@ def prepare(
         "format_version": FORMAT_VERSION,
         "fcnnzoo_version": _fcnnzoo_version(),
         "architecture": model_config["architecture"],
+        "plugin": _plugin_provenance(model_config["architecture"], previous.get("plugin")),
         "arguments": arguments,
         "in_channels": in_channels,
         "num_classes": num_classes,
@@ -169,6 +184,7 @@ def prepare(
         "normalization": {"mean": mean, "std": std},
         "dataset": dataset if dataset is not None else previous.get("dataset"),
         "quantization": dict(quantization) if quantization is not None else None,
+        "weights_bytes": len(weights),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     _check_json("config.json", config)
@@ -244,11 +260,16 @@ def save(
 def load(directory: str | Path, *, fused: bool = True) -> nn.Module:
     """Load a checkpoint folder written by :func:`save`.
 
-    The weights file's sha256 must match the one in ``config.json``. The
-    model is rebuilt with :func:`fcnnzoo.create_model` (and the recorded
-    quantizer, if any) and gets ``model.fcnnzoo_checkpoint``, a dict with
-    the config fields plus ``"path"``, so callers can read the classes and
-    normalization.
+    The weights file's size and sha256 must match the ones in
+    ``config.json``, and the weights are parsed with safetensors, so nothing
+    is unpickled. The model is rebuilt with :func:`fcnnzoo.create_model`
+    (and the recorded quantizer, if any) and gets
+    ``model.fcnnzoo_checkpoint``, a dict with the config fields plus
+    ``"path"``, so callers can read the classes and normalization. Weight
+    keys that all start with ``module.`` or ``_orig_mod.`` (saved from a
+    ``DistributedDataParallel`` or ``torch.compile`` wrapper by other code)
+    are loaded without that prefix. A plugin version that differs from the
+    recorded one is logged as a warning.
 
     Args:
         directory: the checkpoint folder.
@@ -262,25 +283,20 @@ def load(directory: str | Path, *, fused: bool = True) -> nn.Module:
             file is missing.
         NotADirectoryError: if ``directory`` is a file.
         ValueError: if the config is invalid or from an unknown format
-            version, the weights' sha256 does not match, or the weights do
-            not fit the architecture (the missing and unexpected keys are
-            listed).
+            version, the weights' size or sha256 does not match, the
+            architecture or quantizer is not registered (with close names
+            suggested), or the weights do not fit the architecture (the
+            missing and unexpected keys are listed).
     """
-    from fcnnzoo.api import create_model
-    from fcnnzoo.api import create_quantizer
-
     folder = Path(directory)
     config = read_config(folder)
     weights = _read_verified_weights(folder, config)
 
     try:
-        model = create_model(config["architecture"], fused=fused, **config["arguments"])
-        quantization = config["quantization"]
-        if quantization is not None:
-            quantizer = create_quantizer(quantization["method"], **quantization.get("arguments", {}))
-            model = quantizer.quantize(model)
+        model = _rebuild_model(config, fused)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"Cannot rebuild the model of checkpoint {folder}: {exc}") from exc
+        raise ValueError(f"Checkpoint config {folder / CONFIG_FILE} describes a model that cannot be built: {exc}") from exc
+    _warn_on_plugin_version(config, folder)
 
     _load_state_dict(model, weights, folder)
     model.eval()
@@ -382,6 +398,91 @@ def write_json_atomic(path: str | Path, document: Any) -> Path:
     return target
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """Return the model inside ``DistributedDataParallel``, ``DataParallel`` and ``torch.compile`` wrappers.
+
+    Wrappers may be nested in any order; a model without wrappers is returned as it is.
+    """
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+            continue
+        # torch.compile returns an OptimizedModule that keeps the original model as the submodule _orig_mod.
+        original = getattr(model, "_orig_mod", None)
+        if isinstance(original, nn.Module):
+            model = original
+            continue
+        return model
+
+
+def _rebuild_model(config: Mapping[str, Any], fused: bool) -> nn.Module:
+    """Build the architecture and apply the quantizer that ``config`` records, without weights."""
+    from fcnnzoo.api import create_model
+    from fcnnzoo.api import create_quantizer
+    from fcnnzoo.errors import DuplicateNameError
+
+    architecture = config["architecture"]
+    plugin = (config.get("plugin") or {}).get("name")
+    try:
+        model = create_model(architecture, fused=fused, **config["arguments"])
+    except DuplicateNameError:
+        # Another plugin registered the same bare name after the checkpoint was written.
+        if not plugin or ":" in architecture:
+            raise
+        model = create_model(f"{plugin}:{architecture}", fused=fused, **config["arguments"])
+
+    quantization = config["quantization"]
+    if quantization is not None:
+        quantizer = create_quantizer(quantization["method"], **quantization.get("arguments", {}))
+        model = quantizer.quantize(model)
+    return model
+
+
+def _plugin_provenance(architecture: str, previous: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Return the name, distribution and version of the plugin that registers ``architecture``.
+
+    Falls back to ``previous`` (what a loaded checkpoint recorded) when the
+    name is no longer registered.
+    """
+    from fcnnzoo.registry import default_registry
+
+    try:
+        spec = default_registry().get("architecture", architecture)
+    except ValueError:
+        return dict(previous) if previous else None
+    return {"name": spec.plugin, "distribution": spec.distribution, "version": spec.version}
+
+
+def _warn_on_plugin_version(config: Mapping[str, Any], folder: Path) -> None:
+    recorded = config.get("plugin")
+    if not recorded:
+        return
+    installed = _plugin_provenance(config["architecture"], None)
+    if installed is None or installed["version"] == recorded.get("version"):
+        return
+    logger.warning(
+        "Checkpoint %s was written with %s %s, but %s is installed. The outputs may differ if the architecture changed.",
+        folder,
+        recorded.get("distribution") or recorded.get("name"),
+        recorded.get("version"),
+        installed["version"],
+    )
+
+
+def _strip_wrapper_prefixes(weights: dict[str, torch.Tensor], expected: set[str], folder: Path) -> dict[str, torch.Tensor]:
+    """Remove ``module.`` and ``_orig_mod.`` prefixes that every key carries, until the keys fit ``expected``."""
+    stripped = []
+    while weights and set(weights) != expected:
+        prefix = next((prefix for prefix in WRAPPER_PREFIXES if all(name.startswith(prefix) for name in weights)), None)
+        if prefix is None:
+            break
+        weights = {name[len(prefix) :]: tensor for name, tensor in weights.items()}
+        stripped.append(prefix)
+    if stripped:
+        logger.info("Checkpoint weights in %s carry the wrapper prefixes %s, which were removed", folder, stripped)
+    return weights
+
+
 def _serialize_state_dict(model: nn.Module) -> bytes:
     from safetensors.torch import save as safetensors_save
 
@@ -405,6 +506,12 @@ def _read_verified_weights(folder: Path, config: dict[str, Any]) -> dict[str, to
         raise FileNotFoundError(f"Checkpoint weights {weights_path} are missing. Retrain or restore the checkpoint.")
     # Hash and parse the same bytes, so the file cannot change in between.
     data = weights_path.read_bytes()
+    expected_size = config.get("weights_bytes")
+    if expected_size is not None and len(data) != expected_size:
+        raise ValueError(
+            f"Weights file {weights_path} is {len(data)} bytes but config.json records {expected_size}, "
+            "so the file is truncated or was replaced. Retrain or restore it."
+        )
     actual = hashlib.sha256(data).hexdigest()
     expected = config["weights_sha256"]
     if actual != expected:
@@ -420,6 +527,7 @@ def _read_verified_weights(folder: Path, config: dict[str, Any]) -> dict[str, to
 
 def _load_state_dict(model: nn.Module, weights: dict[str, torch.Tensor], folder: Path) -> None:
     expected = model.state_dict()
+    weights = _strip_wrapper_prefixes(weights, set(expected), folder)
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
@@ -458,6 +566,12 @@ def _check_config_types(config: dict[str, Any], config_path: Path) -> None:
     quantization = config["quantization"]
     if quantization is not None and not (isinstance(quantization, dict) and isinstance(quantization.get("method"), str)):
         problems.append(f"quantization must be null or an object with a method name, got {quantization!r}")
+    plugin = config.get("plugin")
+    if plugin is not None and not (isinstance(plugin, dict) and isinstance(plugin.get("name"), str)):
+        problems.append(f"plugin must be null or an object with a name, got {plugin!r}")
+    size = config.get("weights_bytes")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        problems.append(f"weights_bytes must be a non-negative int, got {size!r}")
     sha256 = config["weights_sha256"]
     if not isinstance(sha256, str) or len(sha256) != 64 or not set(sha256) <= set("0123456789abcdef"):
         problems.append(f"weights_sha256 must be 64 lowercase hex digits, got {sha256!r}")

@@ -51,6 +51,9 @@ USER_ERRORS: Final = (
 )
 
 _LIST_KINDS: Final = ("models", "augmenters", "quantizers", "datasets", "plugins")
+# Classes that 'fcnnzoo predict' lists per image by default. It repeats fcnnzoo.prediction.DEFAULT_TOP_K
+# because building the parser must not import torch (a test checks that the two agree).
+_DEFAULT_TOP_K: Final = 5
 
 
 class UsageError(Exception):
@@ -169,6 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     quantize_parser.add_argument("--method", required=True, metavar="NAME[:key=value,...]", help="quantizer, as in 'fcnnzoo list quantizers'")
     quantize_parser.add_argument("--out", required=True, help="folder for the quantized checkpoint and quantization.json")
     quantize_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+
+    predict_parser = commands.add_parser("predict", parents=[common], help="print the most likely classes of image files")
+    predict_parser.add_argument("checkpoint", help="checkpoint folder written by 'fcnnzoo train'")
+    predict_parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image file in any format Pillow reads; it is converted to the checkpoint's channels and resized to its input size",
+    )
+    predict_parser.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help=f"number of classes listed per image, at most the checkpoint's class count (default: {_DEFAULT_TOP_K}, or every class if fewer)",
+    )
     return parser
 
 
@@ -367,12 +386,19 @@ def _run_quantize(options: argparse.Namespace) -> Any:
     return quantize_checkpoint(options.checkpoint, options.out, method=method, arguments=arguments, data_dir=options.data_dir)
 
 
+def _run_predict(options: argparse.Namespace) -> Any:
+    from fcnnzoo.prediction import predict_files
+
+    return predict_files(options.checkpoint, options.images, top_k=options.top_k)
+
+
 _COMMANDS: Final = {
     "list": _run_list,
     "info": _run_info,
     "train": _run_train,
     "eval": _run_eval,
     "quantize": _run_quantize,
+    "predict": _run_predict,
 }
 
 
@@ -454,12 +480,22 @@ def _format_quantize(options: argparse.Namespace, report: dict[str, Any]) -> str
     )
 
 
+def _format_predict(options: argparse.Namespace, report: dict[str, Any]) -> str:
+    lines = []
+    for prediction in report["predictions"]:
+        lines.append(f"{prediction['image']}:")
+        width = max(len(entry["class"]) for entry in prediction["top_k"])
+        lines.extend(f"  {entry['class'].ljust(width)}  {entry['probability']:.4f}" for entry in prediction["top_k"])
+    return "\n".join(lines)
+
+
 _HUMAN_FORMATTERS: Final = {
     "list": _format_list,
     "info": _format_info,
     "train": _format_train,
     "eval": _format_eval,
     "quantize": _format_quantize,
+    "predict": _format_predict,
 }
 
 

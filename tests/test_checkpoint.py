@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import pickle
 import re
+from importlib.metadata import version as distribution_version
 from pathlib import Path
 
 import pytest
@@ -37,10 +40,12 @@ def _hidden_entries(folder: Path) -> list[str]:
 
 
 def _rewrite_weights(folder: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Replace the weights and record their new sha256, as a consistent but wrong checkpoint."""
+    """Replace the weights and record their new size and sha256, as a consistent but wrong checkpoint."""
     save_file(tensors, folder / checkpoint.WEIGHTS_FILE)
+    data = (folder / checkpoint.WEIGHTS_FILE).read_bytes()
     config = json.loads((folder / checkpoint.CONFIG_FILE).read_text())
-    config["weights_sha256"] = hashlib.sha256((folder / checkpoint.WEIGHTS_FILE).read_bytes()).hexdigest()
+    config["weights_bytes"] = len(data)
+    config["weights_sha256"] = hashlib.sha256(data).hexdigest()
     (folder / checkpoint.CONFIG_FILE).write_text(json.dumps(config))
 
 
@@ -93,6 +98,28 @@ def test_config_records_model_and_weights_hash(saved):
     assert config["input_size"] == [28, 28]
     assert config["quantization"] is None
     assert config["weights_sha256"] == hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_config_records_plugin_and_size(saved):
+    _, path = saved
+    config = json.loads((path / "config.json").read_text())
+    assert config["plugin"] == {"name": "test-components", "distribution": None, "version": None}
+    assert config["weights_bytes"] == (path / "model.safetensors").stat().st_size
+    assert config["fcnnzoo_version"] == fcnnzoo.__version__
+
+
+def test_config_records_plugin_distribution(tmp_path):
+    path = checkpoint.save(fcnnzoo.create_model("resnet8"), tmp_path / "resnet8")
+    config = json.loads((path / "config.json").read_text())
+    assert config["plugin"]["distribution"] == "fcnnzoo-resnet"
+    assert config["plugin"]["version"] == distribution_version("fcnnzoo-resnet")
+    assert config["plugin"]["name"] == fcnnzoo.registry.default_registry().get("architecture", "resnet8").plugin
+
+
+def test_builtin_plugin_is_fcnnzoo(tmp_path):
+    path = checkpoint.save(fcnnzoo.create_model("fcnn"), tmp_path / "fcnn")
+    config = json.loads((path / "config.json").read_text())
+    assert config["plugin"] == {"name": "fcnnzoo.builtin.architectures", "distribution": "fcnnzoo", "version": distribution_version("fcnnzoo")}
 
 
 def test_weights_file_is_safetensors_not_pickle(saved):
@@ -176,6 +203,104 @@ def test_noncontiguous_and_shared_tensors_are_saved(test_components):
     assert torch.equal(tensors["tied_copy"], model.classifier.weight.detach())
 
 
+def test_load_never_unpickles(saved, monkeypatch):
+    model, path = saved
+
+    def fail_on_unpickle(*args, **kwargs):
+        raise AssertionError("checkpoint.load must not unpickle anything")
+
+    monkeypatch.setattr(pickle, "load", fail_on_unpickle)
+    monkeypatch.setattr(pickle, "loads", fail_on_unpickle)
+    monkeypatch.setattr(pickle, "Unpickler", fail_on_unpickle)
+    monkeypatch.setattr(torch, "load", fail_on_unpickle)
+    loaded = checkpoint.load(path)
+    monkeypatch.undo()
+    assert torch.equal(_outputs(loaded), _outputs(model))
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "_orig_mod.module.", "module._orig_mod."])
+def test_wrapper_prefixed_keys_loaded(saved, prefix):
+    model, path = saved
+    _rewrite_weights(path, {prefix + name: tensor.clone() for name, tensor in model.state_dict().items()})
+    assert torch.equal(_outputs(checkpoint.load(path)), _outputs(model))
+
+
+def test_prefix_on_some_keys_not_stripped(saved):
+    model, path = saved
+    tensors = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    tensors["module.classifier.bias"] = tensors.pop("classifier.bias")
+    _rewrite_weights(path, tensors)
+    with pytest.raises(ValueError, match=r"missing keys \['classifier.bias'\], unexpected keys \['module.classifier.bias'\]"):
+        checkpoint.load(path)
+
+
+def test_compiled_model_saved_with_clean_keys(test_components, tmp_path):
+    model = _tiny(seed=6)
+    compiled = torch.compile(model)
+    assert all(name.startswith("_orig_mod.") for name in compiled.state_dict())
+    path = checkpoint.save(compiled, tmp_path / "compiled", classes=[f"k{i}" for i in range(10)])
+    tensors = safetensors_load((path / "model.safetensors").read_bytes())
+    assert sorted(tensors) == sorted(model.state_dict())
+    assert json.loads((path / "config.json").read_text())["architecture"] == "tiny_cnn"
+    assert torch.equal(_outputs(checkpoint.load(path)), _outputs(model))
+
+
+def test_ddp_model_saved_with_clean_keys(test_components, tmp_path):
+    import torch.distributed as dist
+
+    model = _tiny(seed=7)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        wrapped = nn.parallel.DistributedDataParallel(model)
+        assert all(name.startswith("module.") for name in wrapped.state_dict())
+        path = checkpoint.save(wrapped, tmp_path / "ddp")
+    finally:
+        dist.destroy_process_group()
+    tensors = safetensors_load((path / "model.safetensors").read_bytes())
+    assert sorted(tensors) == sorted(model.state_dict())
+    assert torch.equal(_outputs(checkpoint.load(path)), _outputs(model))
+
+
+def test_unwrap_model_nested(test_components):
+    model = _tiny()
+    assert checkpoint.unwrap_model(torch.compile(nn.DataParallel(model))) is model
+    assert checkpoint.unwrap_model(model) is model
+
+
+def test_plugin_version_change_logged(saved, caplog):
+    _, path = saved
+    _edit_config(path, plugin={"name": "test-components", "distribution": "tiny-dist", "version": "0.0.1"})
+    with caplog.at_level(logging.WARNING, logger="fcnnzoo.checkpoint"):
+        checkpoint.load(path)
+    assert "written with tiny-dist 0.0.1, but None is installed" in caplog.text
+
+
+def test_same_plugin_version_not_logged(saved, caplog):
+    _, path = saved
+    with caplog.at_level(logging.WARNING, logger="fcnnzoo.checkpoint"):
+        checkpoint.load(path)
+    assert caplog.text == ""
+
+
+def test_recorded_plugin_resolves_duplicate_name(saved):
+    model, path = saved
+
+    class RivalPlugin:
+        @fcnnzoo.hookimpl
+        def fcnnzoo_register_architectures(self):
+            return [fcnnzoo.ArchitectureSpec(name="tiny_cnn", factory=nn.Identity, description="a rival with the same name")]
+
+    fcnnzoo.register_plugin(RivalPlugin(), name="rival")
+    try:
+        with pytest.raises(fcnnzoo.DuplicateNameError):
+            fcnnzoo.create_model("tiny_cnn")
+        loaded = checkpoint.load(path)
+    finally:
+        fcnnzoo.unregister_plugin("rival")
+    assert loaded.fcnnzoo_config["architecture"] == "test-components:tiny_cnn"
+    assert torch.equal(_outputs(loaded), _outputs(model))
+
+
 # -- invalid checkpoints -------------------------------------------------------------
 
 
@@ -193,6 +318,29 @@ def test_tampered_weights_rejected(saved):
     assert f"config.json records {recorded}" in message
     assert "modified or corrupted" in message
     assert str(weights) in message
+
+
+def test_truncated_weights_rejected(saved):
+    _, path = saved
+    weights = path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError) as info:
+        checkpoint.load(path)
+    message = str(info.value)
+    assert f"{weights} is {len(data) // 2} bytes but config.json records {len(data)}" in message
+    assert "truncated" in message
+
+
+def test_truncated_weights_without_recorded_size_rejected(saved):
+    _, path = saved
+    config = json.loads((path / "config.json").read_text())
+    del config["weights_bytes"]
+    (path / "config.json").write_text(json.dumps(config))
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="has sha256 .* modified or corrupted"):
+        checkpoint.load(path)
 
 
 def test_missing_folder_rejected(tmp_path):
@@ -275,6 +423,8 @@ def test_wrong_config_field_type_rejected(saved):
         ({"quantization": {"arguments": {}}}, "quantization must be null or an object with a method name"),
         ({"weights_sha256": "abc"}, "weights_sha256 must be 64 lowercase hex digits, got 'abc'"),
         ({"weights_sha256": "z" * 64}, "weights_sha256 must be 64 lowercase hex digits"),
+        ({"weights_bytes": -1}, "weights_bytes must be a non-negative int, got -1"),
+        ({"plugin": "test-components"}, "plugin must be null or an object with a name, got 'test-components'"),
     ],
 )
 def test_invalid_config_values_rejected(saved, changes, fragment):
@@ -289,6 +439,16 @@ def test_unknown_architecture_rejected(saved):
     _edit_config(path, architecture="no_such_net")
     with pytest.raises(ValueError, match="Unknown architecture 'no_such_net'"):
         checkpoint.load(path)
+
+
+def test_misspelled_architecture_suggests_name(saved):
+    _, path = saved
+    _edit_config(path, architecture="tiny_cn")
+    with pytest.raises(ValueError) as info:
+        checkpoint.load(path)
+    message = str(info.value)
+    assert str(path / "config.json") in message
+    assert "Unknown architecture 'tiny_cn'. Did you mean 'tiny_cnn'" in message
 
 
 def test_missing_and_unexpected_keys_listed(saved):
@@ -416,6 +576,40 @@ def test_crash_while_writing_keeps_previous_checkpoint(saved, monkeypatch):
         real_write(target, data)
 
     monkeypatch.setattr(checkpoint, "_write_bytes", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.save(_tiny(seed=5), path)
+    monkeypatch.undo()
+
+    assert torch.equal(_outputs(checkpoint.load(path)), _outputs(original))
+    assert _hidden_entries(path.parent) == []
+
+
+def test_crash_in_safetensors_writer_keeps_previous_checkpoint(saved, monkeypatch):
+    original, path = saved
+
+    def fail(*args, **kwargs):
+        raise MemoryError("out of memory while serializing")
+
+    monkeypatch.setattr("safetensors.torch.save", fail)
+    with pytest.raises(MemoryError):
+        checkpoint.save(_tiny(seed=5), path)
+    monkeypatch.undo()
+
+    assert torch.equal(_outputs(checkpoint.load(path)), _outputs(original))
+    assert _hidden_entries(path.parent) == []
+
+
+def test_crash_while_writing_config_keeps_previous_checkpoint(saved, monkeypatch):
+    original, path = saved
+    real_write = checkpoint._write_bytes
+
+    def fail_on_config(target: Path, data: bytes) -> None:
+        if target.name == checkpoint.CONFIG_FILE:
+            real_write(target, data[:10])
+            raise OSError(28, "No space left on device")
+        real_write(target, data)
+
+    monkeypatch.setattr(checkpoint, "_write_bytes", fail_on_config)
     with pytest.raises(OSError, match="No space left"):
         checkpoint.save(_tiny(seed=5), path)
     monkeypatch.undo()

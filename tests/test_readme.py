@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,27 @@ def test_readme_folder_example_runs(tmp_path, monkeypatch, capsys):
         code = cli.main(arguments)
         assert code == 0, capsys.readouterr().err
     assert (tmp_path / "runs" / "pets" / "model.safetensors").is_file()
+
+
+def _section_python(title: str) -> str:
+    match = re.search(r"```python\n(.*?)```", _section(title), flags=re.DOTALL)
+    assert match is not None, f"README has no python block under '## {title}'"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_readme_checkpoint_example_runs(fcnn_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(fcnn_run["path"], tmp_path / "runs" / "fcnn")
+    exec(compile(_section_python("Checkpoints"), str(README), "exec"), {"__name__": "readme_example"})
+    assert capsys.readouterr().out.strip() == str([str(digit) for digit in range(10)])
+    assert (tmp_path / "runs" / "fcnn-copy" / "model.safetensors").is_file()
+
+    commands = _console_commands(_section("Checkpoints"))
+    assert [command[0] for command in commands] == ["predict"]
+    code = cli.main([*commands[0], "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    ranked = json.loads(captured.out)["predictions"][0]["top_k"]
+    assert len(ranked) == 3
+    assert ranked[0]["class"] == "0"

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from fcnnzoo.data import DatasetSplits
 
-__all__ = ["DEFAULT_TEST_FRACTION", "list_class_folders", "list_images", "load_folder", "parse_image_size"]
+__all__ = ["DEFAULT_TEST_FRACTION", "list_class_folders", "list_images", "load_folder", "parse_image_size", "read_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def load_folder(
             )
         test_files, test_labels = _collect_files([test_root / name for name in classes], extensions)
 
-    images = _read_images([*train_files, *test_files], size, channels)
+    images = read_images([*train_files, *test_files], size, channels)
     labels = torch.tensor([*train_labels, *test_labels], dtype=torch.int64)
     train_count = len(train_files)
     if test_root is not None:
@@ -207,11 +207,25 @@ def _collect_files(class_folders: Sequence[Path], extensions: frozenset[str]) ->
     return files, labels
 
 
-def _read_images(paths: Sequence[Path], size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
+def read_images(paths: Sequence[Path], size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
     """Decode ``paths`` into one float ``(N, C, H, W)`` batch in ``[0, 1]``.
 
     A first pass reads only the headers, so a wrong size or mode is reported
     before any pixel is decoded.
+
+    Args:
+        paths: the image files.
+        size: ``(height, width)`` every image is resized to with bilinear
+            interpolation; ``None`` requires every image to have the same size.
+        channels: 1 (grayscale) or 3 (RGB) to convert every image to;
+            ``None`` picks 1 when every image is grayscale and 3 otherwise.
+
+    Returns:
+        The images, scaled from ``0..255`` to ``[0, 1]``.
+
+    Raises:
+        ValueError: if a file cannot be read as an image, or the sizes differ
+            without ``size``.
     """
     import numpy as np
     import torch
