@@ -169,7 +169,8 @@ bool conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolS
   plan.scratch = scratch.data();
   std::unique_ptr<uint8_t[]> non_finite(new uint8_t[static_cast<size_t>(threads)]());
   plan.non_finite = non_finite.get();
-  ThreadPool::instance().run(threads, shape.batch, 1, isa.backward_tasks, &plan);
+  plan.task_count = threads;
+  ThreadPool::instance().run(threads, threads, 1, isa.backward_tasks, &plan);
   if (std::any_of(non_finite.get(), non_finite.get() + threads, [](uint8_t flag) { return flag != 0; })) {
     return false;
   }

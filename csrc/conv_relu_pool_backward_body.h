@@ -572,12 +572,12 @@ FCNNZOO_INLINE bool all_finite(const float* values, int64_t count) {
   return tail == 0.0f;
 }
 
-// The task loop of the backward: one task is one image. Each worker adds
-// into its own weight and bias accumulators, which the driver sums.
+// Computes the gradients of the images [begin, end), adding into the weight
+// and bias accumulators of scratch slot slot.
 template <int kLanes>
-FCNNZOO_INLINE void run_backward_tasks(const BackwardPlan& plan, int64_t begin, int64_t end, int worker) {
+FCNNZOO_INLINE void backward_images(const BackwardPlan& plan, int64_t begin, int64_t end, int64_t slot) {
   const ConvReluPoolShape& shape = plan.shape;
-  float* scratch = plan.scratch + worker * plan.scratch_stride;
+  float* scratch = plan.scratch + slot * plan.scratch_stride;
   float* weight_sums = scratch;
   float* padded_image = weight_sums + plan.weight_sum_floats;
   float* grad_image = padded_image + plan.image_floats;
@@ -598,7 +598,7 @@ FCNNZOO_INLINE void run_backward_tasks(const BackwardPlan& plan, int64_t begin, 
     const float* input = plan.input + image * image_size;
     if (!all_finite<kLanes>(input, image_size)) {
       // The caller recomputes the whole call on the dense path.
-      plan.non_finite[worker] = 1;
+      plan.non_finite[slot] = 1;
       return;
     }
     copy_into_padded(input, plan, padded_image);
@@ -615,6 +615,20 @@ FCNNZOO_INLINE void run_backward_tasks(const BackwardPlan& plan, int64_t begin, 
     if (plan.grad_input != nullptr) {
       copy_from_padded(grad_image, plan, plan.grad_input + image * image_size);
     }
+  }
+}
+
+// The task loop of the backward, instantiated by each
+// conv_relu_pool_isa_<isa>.cpp. Task t covers the images [t * batch /
+// task_count, (t + 1) * batch / task_count) with scratch memory slot t,
+// whichever thread runs it, so the driver sums the weight accumulators in
+// the same order on every call and the result does not depend on how the
+// threads were scheduled.
+template <int kLanes>
+FCNNZOO_INLINE void run_backward_tasks(const BackwardPlan& plan, int64_t begin, int64_t end, int /*worker*/) {
+  const int64_t batch = plan.shape.batch;
+  for (int64_t task = begin; task < end; ++task) {
+    backward_images<kLanes>(plan, task * batch / plan.task_count, (task + 1) * batch / plan.task_count, task);
   }
 }
 

@@ -83,8 +83,10 @@ struct BackwardPlan {
   float* grad_input = nullptr;
   bool need_weight = false;
   bool sparse = false;
-  // Per worker: set to 1 when an input image holds NaN or infinity.
+  // Per task: set to 1 when an input image holds NaN or infinity.
   uint8_t* non_finite = nullptr;
+  // Tasks of the call, each with its own scratch slot; see run_backward_tasks.
+  int64_t task_count = 1;
   // The row and column inside the pooling window of each index.
   uint8_t window_row[kMaxIndexedWindow] = {};
   uint8_t window_column[kMaxIndexedWindow] = {};
@@ -97,7 +99,7 @@ struct BackwardPlan {
   // vectors when the stride is 1.
   int64_t plane_width = 0;
 
-  // Per-worker scratch memory of scratch_stride floats: the weight and bias
+  // Per-task scratch memory of scratch_stride floats: the weight and bias
   // accumulators (weight_sum_floats), the padded image and its gradient
   // (image_floats each), and then the dense layout's gradient plane or the
   // sparse layout's lists (SparseScratch in conv_relu_pool_backward_body.h):

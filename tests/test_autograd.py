@@ -131,6 +131,25 @@ def test_non_finite_weight_gradients_match_composite() -> None:
         torch.testing.assert_close(fused_grad, composite_grad, rtol=RTOL, atol=ATOL, equal_nan=True)
 
 
+@pytest.mark.parametrize("in_channels", [1, 32], ids=["dense", "sparse"])
+def test_backward_is_repeatable_with_threads(in_channels: int) -> None:
+    # The weight gradient sums per-thread partial sums; their order must not
+    # depend on which thread took which images.
+    generator = torch.Generator().manual_seed(9)
+    x = torch.randn(32, in_channels, 20, 20, generator=generator)
+    weight = torch.randn(48, in_channels, 3, 3, generator=generator)
+    bias = torch.randn(48, generator=generator)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = [gradients(conv_relu_pool, [x, weight, bias], None, padding=1)[1] for _ in range(5)]
+    finally:
+        torch.set_num_threads(previous)
+    for run in runs[1:]:
+        for grad, first in zip(run, runs[0], strict=True):
+            assert torch.equal(grad, first)
+
+
 def test_only_requested_gradients_are_computed() -> None:
     x, weight, bias = torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3), torch.randn(4)
     weight.requires_grad_()
