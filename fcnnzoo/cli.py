@@ -218,7 +218,9 @@ def _add_train_arguments(train_parser: argparse.ArgumentParser) -> None:
     from fcnnzoo.training import DEFAULT_BATCH_SIZE
     from fcnnzoo.training import DEFAULT_LABEL_SMOOTHING
     from fcnnzoo.training import DEFAULT_LR
+    from fcnnzoo.training import DEFAULT_OPTIMIZER
     from fcnnzoo.training import DEFAULT_SCHEDULE
+    from fcnnzoo.training import OPTIMIZERS
     from fcnnzoo.training import SCHEDULES
 
     train_parser.add_argument("model", help="architecture name, as in 'fcnnzoo list models'")
@@ -237,12 +239,45 @@ def _add_train_arguments(train_parser: argparse.ArgumentParser) -> None:
         help="hold out this share of each class of the train split as a validation split (seed 0) and report its accuracy",
     )
     train_parser.add_argument("--epochs", type=_positive_int, required=True, help="number of passes over the train split")
-    train_parser.add_argument("--out", required=True, help="checkpoint folder to write; an existing checkpoint there is replaced")
+    train_parser.add_argument(
+        "--out",
+        default=None,
+        help="checkpoint folder to write after every epoch; an existing checkpoint there is replaced (default with --resume: that folder)",
+    )
+    train_parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the interrupted run saved in DIR; repeat the options of that run",
+    )
     train_parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed for weights, batch order and augmentation (default: 0)")
     train_parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help=f"training images per optimizer step (default: {DEFAULT_BATCH_SIZE})")
-    train_parser.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help=f"peak Adam learning rate (default: {DEFAULT_LR:g})")
+    train_parser.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help=f"peak learning rate (default: {DEFAULT_LR:g})")
     train_parser.add_argument(
-        "--schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE, help=f"learning-rate schedule over the run (default: {DEFAULT_SCHEDULE})"
+        "--optimizer", default=DEFAULT_OPTIMIZER, help=f"optimizer: {', '.join(OPTIMIZERS)} (default: {DEFAULT_OPTIMIZER})"
+    )
+    train_parser.add_argument("--momentum", type=float, default=None, help="SGD momentum in [0, 1) (default for sgd: 0.9)")
+    train_parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="L2 penalty for adam and sgd, decoupled weight decay for adamw (default: 0.01 for adamw, else 0)",
+    )
+    train_parser.add_argument(
+        "--schedule",
+        default=DEFAULT_SCHEDULE,
+        help=f"learning-rate schedule: {', '.join(SCHEDULES)}; cosine anneals to zero per batch, step decays per epoch (default: {DEFAULT_SCHEDULE})",
+    )
+    train_parser.add_argument(
+        "--step-size", type=_positive_int, default=None, help="epochs between two decays of the step schedule (default: a third of --epochs)"
+    )
+    train_parser.add_argument("--gamma", type=float, default=None, help="factor in (0, 1] of each step-schedule decay (default: 0.1)")
+    train_parser.add_argument(
+        "--early-stopping",
+        type=_positive_int,
+        default=None,
+        metavar="PATIENCE",
+        help="stop once the validation loss has not fallen for PATIENCE epochs; needs --validation-fraction",
     )
     train_parser.add_argument(
         "--label-smoothing",
@@ -348,9 +383,12 @@ def _run_train(options: argparse.Namespace) -> Any:
 
     augment = [parse_component_spec(text, "--augment") for text in options.augment]
     dataset, dataset_arguments = parse_component_spec(options.dataset, "--dataset")
+    out = options.out if options.out is not None else options.resume
+    if out is None:
+        raise ValueError("train needs --out DIR, the checkpoint folder to write (or --resume DIR to continue a run there).")
     return train_to_checkpoint(
         options.model,
-        options.out,
+        out,
         epochs=options.epochs,
         dataset=dataset,
         data_dir=options.data_dir,
@@ -362,6 +400,13 @@ def _run_train(options: argparse.Namespace) -> Any:
         label_smoothing=options.label_smoothing,
         seed=options.seed,
         augment=augment,
+        optimizer=options.optimizer,
+        momentum=options.momentum,
+        weight_decay=options.weight_decay,
+        step_size=options.step_size,
+        gamma=options.gamma,
+        early_stopping=options.early_stopping,
+        resume=options.resume,
     )
 
 
@@ -452,6 +497,8 @@ def _format_train(options: argparse.Namespace, metrics: dict[str, Any]) -> str:
             f"Validation accuracy {metrics['validation_accuracy']:.4f}, validation loss "
             f"{metrics['validation_loss']:.4f} over {metrics['validation_examples']} images."
         )
+    if metrics.get("stopped_early"):
+        lines.append(f"Stopped early after epoch {metrics['epochs']}: the validation loss had stopped falling.")
     lines.append(f"Checkpoint: {metrics['checkpoint']}")
     return "\n".join(lines)
 

@@ -31,10 +31,17 @@ from fcnnzoo.registry import default_registry
 from fcnnzoo.training import DEFAULT_BATCH_SIZE
 from fcnnzoo.training import DEFAULT_LABEL_SMOOTHING
 from fcnnzoo.training import DEFAULT_LR
+from fcnnzoo.training import DEFAULT_OPTIMIZER
 from fcnnzoo.training import DEFAULT_SCHEDULE
+from fcnnzoo.training import EpochRecord
+from fcnnzoo.training import TrainingState
+from fcnnzoo.training import check_early_stopping
 from fcnnzoo.training import check_hyperparameters
 from fcnnzoo.training import evaluate
+from fcnnzoo.training import resolve_optimizer_settings
 from fcnnzoo.training import train
+from fcnnzoo.training import history as history_files
+from fcnnzoo.training import resume as resume_files
 
 __all__ = [
     "EVALUATION_SPLITS",
@@ -69,14 +76,31 @@ def train_to_checkpoint(
     seed: int = 0,
     augment: Sequence[tuple[str, Mapping[str, Any]]] = (),
     progress: bool | None = None,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
+    step_size: int | None = None,
+    gamma: float | None = None,
+    early_stopping: int | None = None,
+    resume: str | Path | None = None,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
 ) -> dict[str, Any]:
     """Train a registered architecture on a registered dataset and save it as a checkpoint.
 
-    The checkpoint folder ``out`` receives the weights, ``config.json`` and
-    ``metrics.json`` in one atomic step. ``seed`` seeds torch's global
-    generator before the model is built, so the initial weights are
-    reproducible too. The model is built for the dataset's channels, classes
-    and image size, so a 3-channel 32x32 dataset gets a matching network.
+    After every epoch the checkpoint folder ``out`` is replaced atomically by
+    the current weights, ``config.json`` and ``history.json``, and then
+    receives ``history.csv`` and the resume state (``resume.json`` and
+    ``resume.safetensors``). After the last epoch ``metrics.json`` joins the
+    checkpoint, and ``training-curve.png`` is drawn when matplotlib is
+    installed. ``seed`` seeds torch's global generator before the model is
+    built, so the initial weights are reproducible too. The model is built
+    for the dataset's channels, classes and image size, so a 3-channel 32x32
+    dataset gets a matching network.
+
+    With ``resume``, the run continues after the last epoch saved in that
+    folder and ends with the same weights, history and metrics (apart from
+    timings) as a run that was never interrupted. Every other argument must
+    repeat the interrupted run's value.
 
     Args:
         model_name: architecture name, as in ``fcnnzoo list models``.
@@ -88,12 +112,24 @@ def train_to_checkpoint(
         validation_fraction: share of each class of the train split held out
             as a validation split and measured after training, or ``None``.
         batch_size: training examples per optimizer step.
-        lr: Adam learning rate, the peak of the schedule.
-        schedule: learning-rate schedule, ``"cosine"`` or ``"constant"``.
+        lr: learning rate, the peak of the schedule.
+        schedule: learning-rate schedule, ``"cosine"``, ``"step"`` or ``"constant"``.
         label_smoothing: label smoothing of the training loss, in ``[0, 1)``.
         seed: seed for the initial weights, the batch order and augmentation.
         augment: ``(name, keyword arguments)`` of each augmenter, applied in order.
         progress: show a progress bar; ``None`` shows it only on a terminal.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        momentum: SGD momentum in ``[0, 1)``; ``None`` means 0.9 for SGD.
+        weight_decay: non-negative weight decay; ``None`` means 0.01 for
+            AdamW and 0 otherwise.
+        step_size: epochs between decays of the ``"step"`` schedule.
+        gamma: decay factor of the ``"step"`` schedule.
+        early_stopping: stop after this many epochs without a lower
+            validation loss; needs ``validation_fraction``.
+        resume: a folder written by an interrupted run, normally ``out``.
+        on_epoch_end: called with each epoch's record after its checkpoint
+            and resume state are written; an exception it raises ends the
+            run and leaves that state behind.
 
     Returns:
         The metrics written to ``metrics.json`` plus ``"checkpoint"``, the
@@ -102,15 +138,51 @@ def train_to_checkpoint(
 
     Raises:
         ValueError: if a name is unknown, a value is out of range, a dataset
-            file is invalid, or the model does not fit the dataset.
+            file is invalid, the model does not fit the dataset, or the
+            resume state is invalid, finished or from other options.
         TypeError: if a component rejects its arguments.
-        FileNotFoundError: if ``data_dir`` or a dataset file does not exist.
+        FileNotFoundError: if ``data_dir``, a dataset file or the resume
+            state does not exist.
         FileExistsError: if ``out`` is a file or a non-empty folder that is
             not a checkpoint.
     """
     check_hyperparameters(
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule, label_smoothing=label_smoothing
     )
+    settings = resolve_optimizer_settings(
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        step_size=step_size,
+        gamma=gamma,
+        epochs=epochs,
+    )
+    check_early_stopping(early_stopping, has_validation=validation_fraction is not None)
+    options = {
+        "model": model_name,
+        "dataset": dataset,
+        "dataset_arguments": dict(dataset_arguments or {}),
+        "validation_fraction": validation_fraction,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        **settings.to_dict(),
+        "label_smoothing": label_smoothing,
+        "seed": seed,
+        "augment": [{"name": name, "arguments": dict(arguments)} for name, arguments in augment],
+        "early_stopping": early_stopping,
+    }
+    resume_from: TrainingState | None = None
+    if resume is not None:
+        resume_from, saved_options = resume_files.read_state(resume)
+        resume_files.check_options(resume, saved_options, options)
+        if resume_from.finished:
+            raise ValueError(
+                f"The run in {resume} has already {'stopped early' if resume_from.stopped_early else 'finished'} "
+                f"after epoch {resume_from.epoch} of {resume_from.epochs}, so there is nothing to resume."
+            )
+        logger.info("Resuming %s after epoch %d of %d", resume, resume_from.epoch, resume_from.epochs)
     checkpoint.check_output_folder(out)
     # Look every name up before loading data, so that a typo fails at once.
     default_registry().get("architecture", model_name)
@@ -121,6 +193,31 @@ def train_to_checkpoint(
 
     torch.manual_seed(seed)
     model = create_model(model_name, **_model_arguments_for(model_name, splits))
+
+    def save_checkpoint(history: Sequence[EpochRecord], extra_files: Mapping[str, Any]) -> Path:
+        return checkpoint.save(
+            model,
+            out,
+            classes=splits.classes,
+            mean=splits.mean,
+            std=splits.std,
+            dataset=splits.name,
+            input_size=splits.input_size,
+            extra_files={history_files.JSON_FILE: history_files.history_document(history), **extra_files},
+        )
+
+    last_state: list[TrainingState] = []
+
+    def save_epoch(state: TrainingState) -> None:
+        # The checkpoint replaces the whole folder, so the files beside it are written after it.
+        # NOTE: a crash between the swap and write_state leaves this epoch's checkpoint without resume state.
+        folder = save_checkpoint(state.history, {})
+        history_files.write_history_csv(folder, state.history)
+        resume_files.write_state(folder, state, options)
+        last_state[:] = [state]
+        if on_epoch_end is not None:
+            on_epoch_end(state.history[-1])
+
     result = train(
         model,
         splits,
@@ -132,6 +229,14 @@ def train_to_checkpoint(
         seed=seed,
         augmenters=augmenters,
         progress=progress,
+        optimizer=optimizer,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        step_size=step_size,
+        gamma=gamma,
+        early_stopping=early_stopping,
+        resume_from=resume_from,
+        on_epoch_end=save_epoch,
     )
 
     validation_metrics = {}
@@ -151,22 +256,16 @@ def train_to_checkpoint(
         **result.metrics(),
         **validation_metrics,
         "batch_size": batch_size,
-        "lr": lr,
-        "schedule": schedule,
+        **settings.to_dict(),
         "label_smoothing": label_smoothing,
         "seed": seed,
-        "augment": [{"name": name, "arguments": dict(arguments)} for name, arguments in augment],
+        "augment": options["augment"],
+        "early_stopping": early_stopping,
     }
-    path = checkpoint.save(
-        model,
-        out,
-        classes=splits.classes,
-        mean=splits.mean,
-        std=splits.std,
-        dataset=splits.name,
-        input_size=splits.input_size,
-        extra_files={METRICS_FILE: metrics},
-    )
+    path = save_checkpoint(result.history, {METRICS_FILE: metrics})
+    history_files.write_history_csv(path, result.history)
+    resume_files.write_state(path, last_state[0], options)
+    history_files.write_training_curve(path, result.history)
     return {**metrics, "checkpoint": str(path)}
 
 

@@ -323,7 +323,7 @@ def test_fcnn_quantize_int8_weight_only(fcnn_run, tmp_path, capsys):
         (["train", "tiny_cnn", "--epochs", "1", "--schedule", "bogus"], ["--schedule", "'bogus'"]),
         (["train", "tiny_cnn", "--epochs", "1", "--label-smoothing", "1"], ["--label-smoothing", "'1'"]),
         (["train", "tiny_cnn", "--epochs", "1", "--label-smoothing", "x"], ["--label-smoothing", "'x'"]),
-        (["train", "tiny_cnn"], ["--epochs", "--out"]),
+        (["train", "tiny_cnn"], ["--epochs"]),
         (["list", "widgets"], ["'widgets'"]),
         (["frobnicate"], ["'frobnicate'"]),
         ([], ["COMMAND"]),

@@ -246,7 +246,7 @@ def test_train_rejects_augmenter_changing_shape(synthetic):
         ({"lr": "fast"}, TypeError, "got 'fast'"),
         ({"seed": -1}, ValueError, "got -1"),
         ({"seed": 2**63}, ValueError, str(2**63)),
-        ({"schedule": "linear"}, ValueError, "schedule 'linear'. Use one of constant, cosine"),
+        ({"schedule": "linear"}, ValueError, "schedule 'linear' in --schedule. Use one of constant, cosine, step"),
         ({"label_smoothing": 1.0}, ValueError, "label_smoothing must be in [0, 1), got 1.0"),
         ({"label_smoothing": -0.1}, ValueError, "got -0.1"),
         ({"label_smoothing": "some"}, TypeError, "got 'some'"),

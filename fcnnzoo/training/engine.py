@@ -1,7 +1,8 @@
 """The training loop and evaluation for image classifiers.
 
 :func:`train` fits a model on a :class:`~fcnnzoo.data.DatasetSplits` with
-Adam and cross-entropy, reproducibly for a given seed on the CPU.
+cross-entropy and Adam, AdamW or SGD, reproducibly for a given seed on the
+CPU, and can continue from a :class:`TrainingState` saved after an epoch.
 :func:`evaluate` measures loss and accuracy in eval mode without autograd.
 """
 
@@ -33,17 +34,27 @@ from torch.utils.data import TensorDataset
 from fcnnzoo.data import DatasetSplits
 from fcnnzoo.training.metrics import ClassificationMeter
 from fcnnzoo.training.metrics import count_parameters
+from fcnnzoo.training.optimizers import DEFAULT_OPTIMIZER
+from fcnnzoo.training.optimizers import SCHEDULES
+from fcnnzoo.training.optimizers import OptimizerSettings
+from fcnnzoo.training.optimizers import build_optimizer
+from fcnnzoo.training.optimizers import build_scheduler
+from fcnnzoo.training.optimizers import check_choice
+from fcnnzoo.training.optimizers import resolve_optimizer_settings
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_LABEL_SMOOTHING",
     "DEFAULT_LR",
+    "DEFAULT_OPTIMIZER",
     "DEFAULT_SCHEDULE",
     "EVAL_BATCH_SIZE",
     "EpochRecord",
     "EvaluationResult",
     "SCHEDULES",
     "TrainingResult",
+    "TrainingState",
+    "check_early_stopping",
     "check_hyperparameters",
     "evaluate",
     "train",
@@ -60,8 +71,6 @@ DEFAULT_BATCH_SIZE: Final = 32
 DEFAULT_LR: Final = 2e-3
 DEFAULT_SCHEDULE: Final = "cosine"
 DEFAULT_LABEL_SMOOTHING: Final = 0.1
-# "constant" keeps lr, and "cosine" anneals it to zero over all steps of the run.
-SCHEDULES: Final = ("constant", "cosine")
 # The evaluation batch size changes results only by float rounding, but a fixed
 # size lets `fcnnzoo eval` reproduce the numbers of `fcnnzoo train` bit for bit
 # on the same machine and thread count.
@@ -85,9 +94,12 @@ class EpochRecord:
     """Metrics of one training epoch.
 
     ``train_loss`` and ``train_accuracy`` average over the epoch's batches as
-    the model saw them (augmented, in training mode). ``test_loss`` and
-    ``test_accuracy`` are measured after the epoch, for monitoring only, and
-    are ``None`` when per-epoch evaluation is off.
+    the model saw them (augmented, in training mode). ``validation_loss`` and
+    ``validation_accuracy`` are measured after the epoch when the splits have
+    a validation split, else ``None``. ``test_loss`` and ``test_accuracy``
+    are measured after the epoch, for monitoring only, and are ``None`` when
+    per-epoch evaluation is off. ``lr`` is the learning rate at the start of
+    the epoch and ``seconds`` the wall-clock time of the epoch.
     """
 
     epoch: int
@@ -97,6 +109,8 @@ class EpochRecord:
     test_accuracy: float | None
     seconds: float
     lr: float
+    validation_loss: float | None = None
+    validation_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Convert the record to a JSON-friendly dict."""
@@ -108,17 +122,22 @@ class TrainingResult:
     """The outcome of a :func:`train` run.
 
     Attributes:
-        history: one record per epoch, in order.
+        history: one record per epoch, in order, including the epochs of the
+            run that a resumed run continued.
         test: loss and accuracy of the final model on the test split.
-        train_seconds: wall-clock time of the epochs, including the
-            per-epoch evaluation but not the final one.
+        train_seconds: wall-clock time of the epochs in ``history``,
+            including the per-epoch evaluation but not the final one.
         params: number of parameter elements of the model.
+        settings: the optimizer and schedule that were used.
+        stopped_early: whether early stopping ended the run before ``epochs``.
     """
 
     history: list[EpochRecord]
     test: EvaluationResult
     train_seconds: float
     params: int
+    settings: OptimizerSettings | None = None
+    stopped_early: bool = False
 
     @property
     def epochs(self) -> int:
@@ -137,7 +156,50 @@ class TrainingResult:
             "train_loss": last.train_loss,
             "train_seconds": self.train_seconds,
             "params": self.params,
+            "stopped_early": self.stopped_early,
         }
+
+
+@dataclass
+class TrainingState:
+    """Everything :func:`train` needs to continue a run after a finished epoch.
+
+    The tensors are the live ones of the run when :func:`train` passes the
+    state to ``on_epoch_end``, so a callback must save or copy them before
+    it returns.
+
+    Attributes:
+        epoch: the number of finished epochs.
+        epochs: the number of epochs the run was started with.
+        history: one record per finished epoch.
+        model: the model's ``state_dict``.
+        optimizer: the optimizer's ``state_dict``.
+        scheduler: the schedule's ``state_dict``, or ``None`` for a constant rate.
+        generators: RNG states as uint8 tensors: ``"torch"`` (the global
+            generator), ``"shuffle"`` (batch order), ``"augment"`` (the
+            generator passed to augmenters) and ``"augmenter.I[.J]"`` for the
+            own generator of augmenter ``I`` (and of the ``J``-th augmenter
+            inside a compose).
+        best_validation_loss: the lowest validation loss so far, or ``None``.
+        epochs_without_improvement: epochs since the validation loss last fell.
+        stopped_early: whether early stopping ended the run.
+    """
+
+    epoch: int
+    epochs: int
+    history: list[EpochRecord]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    generators: dict[str, torch.Tensor]
+    best_validation_loss: float | None = None
+    epochs_without_improvement: int = 0
+    stopped_early: bool = False
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has nothing left to train."""
+        return self.stopped_early or self.epoch >= self.epochs
 
 
 def train(
@@ -154,11 +216,19 @@ def train(
     progress: bool | None = None,
     evaluate_each_epoch: bool = True,
     device: str | torch.device = "cpu",
+    optimizer: str = DEFAULT_OPTIMIZER,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
+    step_size: int | None = None,
+    gamma: float | None = None,
+    early_stopping: int | None = None,
+    resume_from: TrainingState | None = None,
+    on_epoch_end: Callable[[TrainingState], None] | None = None,
 ) -> TrainingResult:
-    """Train ``model`` on ``splits.train`` with Adam and cross-entropy, in place.
+    """Train ``model`` on ``splits.train`` with cross-entropy, in place.
 
-    Label smoothing applies to the training loss only. Every reported test
-    loss is the plain cross-entropy.
+    Label smoothing applies to the training loss only. Every reported
+    validation and test loss is the plain cross-entropy.
 
     The run is reproducible on the CPU: ``seed`` seeds torch's global
     generator (used by layers such as dropout), the shuffling of the batches
@@ -168,14 +238,17 @@ def train(
     order given, after the batch is drawn. Each epoch is logged at INFO level
     through :mod:`logging`.
 
+    A run continued with ``resume_from`` gives the same weights and history
+    (apart from the timings) as one that was never interrupted, given the
+    same model, splits and arguments.
+
     Args:
         model: the network, mapping ``(N, C, H, W)`` images to logits.
         splits: the dataset; ``splits.test`` is used for evaluation only.
         epochs: number of passes over the train split.
         batch_size: training examples per optimizer step.
-        lr: Adam learning rate, the peak of the schedule.
-        schedule: learning-rate schedule, one of :data:`SCHEDULES`, stepped
-            after every batch.
+        lr: learning rate, the peak of the schedule.
+        schedule: learning-rate schedule, one of :data:`SCHEDULES`.
         label_smoothing: weight in ``[0, 1)`` moved from the target class to
             a uniform distribution over all classes in the training loss.
         seed: seed for every source of randomness in the run.
@@ -186,6 +259,21 @@ def train(
         evaluate_each_epoch: measure the test split after every epoch and
             record it in the history; the final evaluation always runs.
         device: where the model and batches live.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        momentum: SGD momentum in ``[0, 1)``; ``None`` means 0.9 for SGD.
+            Adam and AdamW reject it.
+        weight_decay: L2 penalty for Adam and SGD, decoupled weight decay
+            for AdamW; ``None`` means 0.01 for AdamW and 0 otherwise.
+        step_size: epochs between two decays of the ``"step"`` schedule;
+            ``None`` means a third of ``epochs``.
+        gamma: decay factor of the ``"step"`` schedule; ``None`` means 0.1.
+        early_stopping: stop once the validation loss has not fallen for
+            this many epochs in a row; needs ``splits.validation``. The
+            model keeps the weights of the last epoch trained.
+        resume_from: the state passed to ``on_epoch_end`` by an earlier run,
+            to continue after its last finished epoch.
+        on_epoch_end: called after every epoch with the run's state, for
+            example to save it; an exception it raises ends the run.
 
     Returns:
         The history, final test metrics and timing. The model is left in
@@ -193,39 +281,57 @@ def train(
 
     Raises:
         ValueError: if an argument is out of range, an augmenter changes the
-            batch shape, or the loss stops being finite.
+            batch shape, the loss stops being finite, or ``resume_from``
+            does not fit the model or has nothing left to train.
         TypeError: if an argument has the wrong type.
     """
     check_hyperparameters(
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule, label_smoothing=label_smoothing
     )
+    settings = resolve_optimizer_settings(
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        step_size=step_size,
+        gamma=gamma,
+        epochs=epochs,
+    )
+    check_early_stopping(early_stopping, has_validation=splits.validation is not None)
     if progress is None:
         progress = _stderr_is_terminal()
     _check_model_output(model, splits, device)
 
     torch.manual_seed(seed)
-    shuffle_generator = torch.Generator().manual_seed(seed)
-    augment_generator = torch.Generator().manual_seed(seed + 1)
+    generators = _Generators(seed, augmenters)
     model.to(device)
     steps_per_epoch = math.ceil(len(splits.train) / batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = _make_scheduler(optimizer, schedule, total_steps=epochs * steps_per_epoch)
+    torch_optimizer = build_optimizer(model, settings)
+    scheduler = build_scheduler(torch_optimizer, settings, total_steps=epochs * steps_per_epoch)
+    history: list[EpochRecord] = []
+    stopper = _EarlyStopping(early_stopping)
+    first_epoch = 1
+    if resume_from is not None:
+        _restore(resume_from, epochs, model, torch_optimizer, scheduler, generators, stopper)
+        history = list(resume_from.history)
+        first_epoch = resume_from.epoch + 1
     logger.info(
-        "Training on %s: %d train examples, %d epochs of %d steps, batch size %d, lr %g (%s), label smoothing %g, seed %d",
-        splits.name, len(splits.train), epochs, steps_per_epoch, batch_size, lr, schedule, label_smoothing, seed,
+        "Training on %s: %d train examples, epochs %d to %d of %d steps, batch size %d, %s lr %g (%s), "
+        "weight decay %g, label smoothing %g, seed %d",
+        splits.name, len(splits.train), first_epoch, epochs, steps_per_epoch, batch_size, settings.optimizer, lr,
+        schedule, settings.weight_decay, label_smoothing, seed,
     )
 
-    history: list[EpochRecord] = []
     epoch_test: EvaluationResult | None = None
-    started = time.perf_counter()
-    with _progress_bar(progress, total=epochs * steps_per_epoch) as bar:
-        for epoch in range(1, epochs + 1):
+    with _progress_bar(progress, total=(epochs - first_epoch + 1) * steps_per_epoch) as bar:
+        for epoch in range(first_epoch, epochs + 1):
             epoch_started = time.perf_counter()
-            epoch_lr = optimizer.param_groups[0]["lr"]
+            epoch_lr = torch_optimizer.param_groups[0]["lr"]
             meter = ClassificationMeter()
             model.train()
-            for step, (images, labels) in enumerate(_shuffled_batches(splits.train, batch_size, shuffle_generator), start=1):
-                images = _augment(images, augmenters, augment_generator)
+            for step, (images, labels) in enumerate(_shuffled_batches(splits.train, batch_size, generators.shuffle), start=1):
+                images = _augment(images, augmenters, generators.augment)
                 images = images.to(device)
                 labels = labels.to(device)
 
@@ -236,23 +342,28 @@ def train(
                         f"Training diverged: the loss became {float(loss_sum.detach())} at epoch {epoch}, step {step}. "
                         f"Lower the learning rate (now {lr:g})."
                     )
-                optimizer.zero_grad(set_to_none=True)
+                torch_optimizer.zero_grad(set_to_none=True)
                 (loss_sum / labels.shape[0]).backward()
-                optimizer.step()
-                if scheduler is not None:
+                torch_optimizer.step()
+                if scheduler is not None and settings.schedule == "cosine":
                     scheduler.step()
 
                 meter.update(logits, labels, loss_sum)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{meter.loss:.4f}", refresh=False)
+            if scheduler is not None and settings.schedule == "step":
+                scheduler.step()
 
+            validation = evaluate(model, splits.validation, device=device) if splits.validation is not None else None
             if evaluate_each_epoch:
                 epoch_test = evaluate(model, splits.test, device=device)
             record = EpochRecord(
                 epoch=epoch,
                 train_loss=meter.loss,
                 train_accuracy=meter.accuracy,
+                validation_loss=validation.loss if validation is not None else None,
+                validation_accuracy=validation.accuracy if validation is not None else None,
                 test_loss=epoch_test.loss if epoch_test is not None else None,
                 test_accuracy=epoch_test.accuracy if epoch_test is not None else None,
                 seconds=time.perf_counter() - epoch_started,
@@ -260,13 +371,29 @@ def train(
             )
             history.append(record)
             _log_epoch(record, epochs)
-    train_seconds = time.perf_counter() - started
+            stop = stopper.update(validation.loss if validation is not None else None)
+            if stop:
+                logger.info(
+                    "Stopping early after epoch %d: the validation loss has not fallen for %d epochs", epoch, stopper.patience
+                )
+            if on_epoch_end is not None:
+                on_epoch_end(_snapshot(epoch, epochs, history, model, torch_optimizer, scheduler, generators, stopper))
+            if stop:
+                break
 
     # The last per-epoch evaluation already measured the final model.
     test_result = epoch_test if epoch_test is not None else evaluate(model, splits.test, device=device)
     model.eval()
+    train_seconds = sum(record.seconds for record in history)
     logger.info("Test accuracy %.4f, test loss %.4f after %.1f s", test_result.accuracy, test_result.loss, train_seconds)
-    return TrainingResult(history=history, test=test_result, train_seconds=train_seconds, params=count_parameters(model))
+    return TrainingResult(
+        history=history,
+        test=test_result,
+        train_seconds=train_seconds,
+        params=count_parameters(model),
+        settings=settings,
+        stopped_early=stopper.stopped,
+    )
 
 
 def evaluate(
@@ -333,8 +460,7 @@ def check_hyperparameters(
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
     _check_learning_rate(lr)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"Unknown learning-rate schedule {schedule!r}. Use one of {', '.join(SCHEDULES)}.")
+    check_choice("learning-rate schedule", schedule, SCHEDULES, "--schedule")
     if not isinstance(label_smoothing, (int, float)) or isinstance(label_smoothing, bool):
         raise TypeError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}.")
     if not 0.0 <= label_smoothing < 1.0:
@@ -346,10 +472,137 @@ def check_hyperparameters(
         raise ValueError(f"seed must be an int from 0 to {MAX_SEED}, got {seed}.")
 
 
-def _make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    return None
+def check_early_stopping(patience: int | None, *, has_validation: bool) -> None:
+    """Check the ``early_stopping`` patience of :func:`train`.
+
+    Raises:
+        TypeError: if ``patience`` is neither ``None`` nor an int.
+        ValueError: if ``patience`` is not positive, or is set without a validation split.
+    """
+    if patience is None:
+        return
+    _check_positive_int("early_stopping", patience)
+    if not has_validation:
+        raise ValueError(
+            f"Early stopping (patience {patience}) watches the validation loss, but there is no validation split. "
+            "Add --validation-fraction (validation_fraction=) to hold one out."
+        )
+
+
+class _Generators:
+    """The run's random generators, other than torch's global one, by the names :class:`TrainingState` uses."""
+
+    def __init__(self, seed: int, augmenters: Sequence[Augmenter]) -> None:
+        self.shuffle = torch.Generator().manual_seed(seed)
+        self.augment = torch.Generator().manual_seed(seed + 1)
+        self.own = dict(_own_generators(augmenters, prefix="augmenter"))
+
+    def states(self) -> dict[str, torch.Tensor]:
+        states = {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(), "augment": self.augment.get_state()}
+        states.update({name: generator.get_state() for name, generator in self.own.items()})
+        return states
+
+    def restore(self, states: dict[str, torch.Tensor]) -> None:
+        expected = {"torch", "shuffle", "augment", *self.own}
+        if set(states) != expected:
+            raise ValueError(
+                f"The saved state has generators {sorted(states)}, but this run has {sorted(expected)}. "
+                "Resume with the same augmenters."
+            )
+        torch.set_rng_state(states["torch"])
+        self.shuffle.set_state(states["shuffle"])
+        self.augment.set_state(states["augment"])
+        for name, generator in self.own.items():
+            generator.set_state(states[name])
+
+
+def _own_generators(augmenters: Sequence[Any], prefix: str) -> Iterator[tuple[str, torch.Generator]]:
+    """Yield the own generator of every augmenter, and of those nested in a compose, with its state name."""
+    for index, augment in enumerate(augmenters):
+        name = f"{prefix}.{index}"
+        generator = getattr(augment, "generator", None)
+        if isinstance(generator, torch.Generator):
+            yield name, generator
+        nested = getattr(augment, "augmenters", None)
+        if isinstance(nested, (list, tuple)):
+            yield from _own_generators(nested, prefix=name)
+
+
+class _EarlyStopping:
+    """Counts epochs without a new lowest validation loss."""
+
+    def __init__(self, patience: int | None) -> None:
+        self.patience = patience
+        self.best: float | None = None
+        self.bad_epochs = 0
+        self.stopped = False
+
+    def update(self, validation_loss: float | None) -> bool:
+        """Record an epoch's validation loss and return whether to stop."""
+        if validation_loss is None:
+            return False
+        if self.best is None or validation_loss < self.best:
+            self.best = validation_loss
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        self.stopped = self.patience is not None and self.bad_epochs >= self.patience
+        return self.stopped
+
+
+def _snapshot(
+    epoch: int,
+    epochs: int,
+    history: list[EpochRecord],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    generators: _Generators,
+    stopper: _EarlyStopping,
+) -> TrainingState:
+    return TrainingState(
+        epoch=epoch,
+        epochs=epochs,
+        history=list(history),
+        model=model.state_dict(),
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict() if scheduler is not None else None,
+        generators=generators.states(),
+        best_validation_loss=stopper.best,
+        epochs_without_improvement=stopper.bad_epochs,
+        stopped_early=stopper.stopped,
+    )
+
+
+def _restore(
+    state: TrainingState,
+    epochs: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    generators: _Generators,
+    stopper: _EarlyStopping,
+) -> None:
+    if state.epochs != epochs:
+        raise ValueError(f"The saved run was started with epochs={state.epochs}, but this run has epochs={epochs}. Use the same number.")
+    if state.finished:
+        reason = "stopped early" if state.stopped_early else f"finished all {state.epochs} epochs"
+        raise ValueError(f"The saved run has already {reason} (after epoch {state.epoch}), so there is nothing to resume.")
+    if len(state.history) != state.epoch:
+        raise ValueError(f"The saved state has {len(state.history)} history records for {state.epoch} finished epochs.")
+    if (state.scheduler is None) != (scheduler is None):
+        raise ValueError("The saved state does not match this run's learning-rate schedule. Use the same --schedule.")
+
+    try:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ValueError(f"The saved state does not fit this model and optimizer: {' '.join(str(exc).split())}") from exc
+    if scheduler is not None and state.scheduler is not None:
+        scheduler.load_state_dict(state.scheduler)
+    generators.restore(state.generators)
+    stopper.best = state.best_validation_loss
+    stopper.bad_epochs = state.epochs_without_improvement
 
 
 def _check_model_output(model: nn.Module, splits: DatasetSplits, device: str | torch.device) -> None:
