@@ -19,7 +19,7 @@ from fcnnzoo.workflows import train_to_checkpoint
 
 @pytest.fixture
 def one_thread():
-    """Run on one thread: the fused kernel's multi-threaded backward sums in a varying order."""
+    """Run on one thread, so the results do not depend on the machine's core count."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
