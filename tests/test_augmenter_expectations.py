@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from cli_runs import run
 from torch.utils.data import Dataset
 
 import fcnnzoo
-from fcnnzoo import cli
 from fcnnzoo.augment import worker_seed
 from fcnnzoo.augmenters.compose import Compose
 from fcnnzoo.augmenters.geometric import Rotate
@@ -462,12 +462,6 @@ def test_resample_single_pixel_reflect():
 
 
 # -- command line ---------------------------------------------------------------------------------------
-
-
-def run(capsys, *arguments: object) -> tuple[int, str, str]:
-    code = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _assert_usage_error(code: int, out: str, err: str, *fragments: str) -> None:

@@ -12,24 +12,8 @@ from datafiles import write_cifar
 from datafiles import write_folder
 from datafiles import write_idx
 
-from fcnnzoo import cli
-
-
-def run(capsys, *arguments: object) -> tuple[int, str, str]:
-    code = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_usage_error(code: int, out: str, err: str, *fragments: str) -> None:
-    """Check exit code 2, empty stdout and one stderr line that contains every fragment."""
-    assert code == 2, err
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("fcnnzoo: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from cli_runs import assert_usage_error
+from cli_runs import run
 
 
 @pytest.fixture

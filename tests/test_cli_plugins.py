@@ -14,6 +14,8 @@ import pytest
 import fcnnzoo
 from fcnnzoo import cli
 from fcnnzoo.specs import ArchitectureSpec
+from cli_runs import assert_usage_error
+from cli_runs import run
 
 PLUGIN_INFO_KEYS = {
     "name",
@@ -28,22 +30,6 @@ PLUGIN_INFO_KEYS = {
     "api_version",
     "host_api_version",
 }
-
-
-def run(capsys, *arguments: str) -> tuple[int, str, str]:
-    code = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_usage_error(code: int, out: str, err: str, *fragments: str) -> None:
-    assert code == 2, err
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("fcnnzoo: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def run_subprocess(code_or_arguments: list[str], env_changes: dict[str, str], extra_path: Path | None = None) -> subprocess.CompletedProcess:

@@ -18,27 +18,11 @@ from fcnnzoo import cli
 from fcnnzoo import prediction
 from fcnnzoo.data import normalize
 from fcnnzoo.workflows import train_to_checkpoint
+from cli_runs import assert_usage_error
+from cli_runs import run
 
 # Test images of the digits set written as PNGs by the tests below.
 IMAGE_COUNT = 12
-
-
-def run(capsys, *arguments: str | Path) -> tuple[int, str, str]:
-    """Run the command line in process and return (exit code, stdout, stderr)."""
-    code = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_usage_error(code: int, out: str, err: str, *fragments: str) -> None:
-    """Check exit code 2, empty stdout and one stderr line that contains every fragment."""
-    assert code == 2, err
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("fcnnzoo: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.fixture(scope="module")
