@@ -1,9 +1,11 @@
 """Whether the fused kernel's threads and PyTorch's OpenMP threads slow each other down.
 
-The kernel runs on its own thread pool, whose workers sleep between calls,
-next to the OpenMP runtime of PyTorch, whose workers spin for a while after
-each parallel region. Each group times one call right after a call of the
-other side, against the same call after a call of its own side:
+PyTorch's OpenMP workers spin for a while after each parallel region, so
+threads of another pool started right then compete with them for the
+cores. The kernels therefore run on PyTorch's OpenMP runtime when it is
+loaded (FCNNZOO_PARALLEL=pool selects fcnnzoo's own pool instead, for
+comparison). Each group times one call right after a call of the other
+side, against the same call after a call of its own side:
 
 - a PyTorch convolution after the fused layer, and after PyTorch's own
   conv-ReLU-pool;

@@ -1,9 +1,8 @@
 // Access to an OpenMP runtime that the process has already loaded, such as
-// the GNU OpenMP library that PyTorch ships. Running the kernels' parallel
-// work on its threads, instead of on threads of our own, keeps a single set
-// of threads per process: PyTorch's OpenMP workers spin for a while after
-// each parallel region, and a second pool of threads would compete with
-// them for the cores.
+// the GNU OpenMP library that PyTorch ships. The kernels run their parallel
+// work on its threads, so the process keeps a single set of threads.
+// PyTorch's OpenMP workers spin for a while after each parallel region, and
+// a second pool of threads would compete with them for the cores.
 #pragma once
 
 namespace fcnnzoo {
@@ -16,8 +15,8 @@ struct OpenMpRuntime {
 };
 
 // The runtime already loaded into the process, or null when there is none
-// or FCNNZOO_PARALLEL=pool asks for the kernels' own threads. The lookup
-// only finds libraries that are loaded already; it never loads one.
+// or FCNNZOO_PARALLEL=pool selects the kernels' own threads. The lookup
+// only finds libraries that are loaded already and never loads one.
 const OpenMpRuntime* loaded_openmp_runtime();
 
 }  // namespace fcnnzoo
