@@ -311,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("ignore", PluginWarning)
         try:
             document = _COMMANDS[options.command](options)
+            if document is None:
+                # A process other than rank 0 of a distributed run prints nothing.
+                return EXIT_OK
         except USER_ERRORS as exc:
             logger.debug("Command failed", exc_info=True)
             _print_error(_one_line(exc))
@@ -379,6 +382,26 @@ def _run_info(options: argparse.Namespace) -> Any:
 
 
 def _run_train(options: argparse.Namespace) -> Any:
+    from fcnnzoo.training import distributed
+
+    context = distributed.context_from_environment()
+    if context is None:
+        return _train(options)
+    if context.rank != 0:
+        # Rank 0 logs and prints for the whole job; the others report only warnings and errors.
+        logging.getLogger("fcnnzoo").setLevel(max(logging.WARNING, logging.getLogger("fcnnzoo").level))
+    try:
+        with distributed.process_group(context):
+            metrics = _train(options)
+    except distributed.DIST_ERRORS as exc:
+        raise ValueError(
+            f"Distributed training failed on rank {context.rank} of {context.world_size}: {exc} "
+            "Another process may have failed or be unreachable; see its error."
+        ) from exc
+    return metrics if context.rank == 0 else None
+
+
+def _train(options: argparse.Namespace) -> Any:
     from fcnnzoo.workflows import train_to_checkpoint
 
     augment = [parse_component_spec(text, "--augment") for text in options.augment]

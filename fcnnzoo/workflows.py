@@ -37,6 +37,7 @@ from fcnnzoo.training import EpochRecord
 from fcnnzoo.training import TrainingState
 from fcnnzoo.training import check_early_stopping
 from fcnnzoo.training import check_hyperparameters
+from fcnnzoo.training import distributed
 from fcnnzoo.training import evaluate
 from fcnnzoo.training import resolve_optimizer_settings
 from fcnnzoo.training import train
@@ -101,6 +102,10 @@ def train_to_checkpoint(
     folder and ends with the same weights, history and metrics (apart from
     timings) as a run that was never interrupted. Every other argument must
     repeat the interrupted run's value.
+
+    Inside a ``torch.distributed`` process group (``fcnnzoo train`` under
+    ``torchrun``) every process trains and only rank 0 writes ``out``;
+    ``batch_size`` is the global batch, split evenly over the processes.
 
     Args:
         model_name: architecture name, as in ``fcnnzoo list models``.
@@ -190,6 +195,8 @@ def train_to_checkpoint(
     augmenters = [_build_component("augmenter", create_augmenter, name, arguments) for name, arguments in augment]
     dataset_arguments = dict(dataset_arguments or {})
     splits = load_dataset(dataset, data_dir=data_dir, validation_fraction=validation_fraction, **dataset_arguments)
+    group = distributed.current_group()
+    device = group.device if group is not None else torch.device("cpu")
 
     torch.manual_seed(seed)
     model = create_model(model_name, **_model_arguments_for(model_name, splits))
@@ -237,11 +244,12 @@ def train_to_checkpoint(
         early_stopping=early_stopping,
         resume_from=resume_from,
         on_epoch_end=save_epoch,
+        device=device,
     )
 
     validation_metrics = {}
     if splits.validation is not None:
-        validation = evaluate(model, splits.validation)
+        validation = evaluate(model, splits.validation, device=device)
         validation_metrics = {
             "validation_accuracy": validation.accuracy,
             "validation_loss": validation.loss,
@@ -262,6 +270,10 @@ def train_to_checkpoint(
         "augment": options["augment"],
         "early_stopping": early_stopping,
     }
+    if group is not None:
+        metrics["world_size"] = group.world_size
+        if not group.is_main:
+            return {**metrics, "checkpoint": str(Path(out).absolute())}
     path = save_checkpoint(result.history, {METRICS_FILE: metrics})
     history_files.write_history_csv(path, result.history)
     resume_files.write_state(path, last_state[0], options)

@@ -28,10 +28,14 @@ from torch.utils.data import BatchSampler
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset
 from torch.utils.data import RandomSampler
+from torch.utils.data import Sampler
 from torch.utils.data import SequentialSampler
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import TensorDataset
+from torch.utils.data.distributed import DistributedSampler
 
 from fcnnzoo.data import DatasetSplits
+from fcnnzoo.training import distributed
 from fcnnzoo.training.metrics import ClassificationMeter
 from fcnnzoo.training.metrics import count_parameters
 from fcnnzoo.training.optimizers import DEFAULT_OPTIMIZER
@@ -242,6 +246,16 @@ def train(
     (apart from the timings) as one that was never interrupted, given the
     same model, splits and arguments.
 
+    Inside a ``torch.distributed`` process group (see
+    :mod:`fcnnzoo.training.distributed`) the model trains wrapped in
+    DistributedDataParallel. ``batch_size`` is then the global batch, split
+    evenly over the processes; a DistributedSampler seeded with ``seed``
+    deals out the train split anew each epoch, each process reseeds its
+    augmentation generator from ``seed``, the epoch and its rank, and the
+    train loss and accuracy are summed over all processes. Every process
+    measures the validation and test splits in full. Only rank 0 shows
+    progress and calls ``on_epoch_end``.
+
     Args:
         model: the network, mapping ``(N, C, H, W)`` images to logits.
         splits: the dataset; ``splits.test`` is used for evaluation only.
@@ -273,7 +287,8 @@ def train(
         resume_from: the state passed to ``on_epoch_end`` by an earlier run,
             to continue after its last finished epoch.
         on_epoch_end: called after every epoch with the run's state, for
-            example to save it; an exception it raises ends the run.
+            example to save it; an exception it raises ends the run. In a
+            process group only rank 0 calls it.
 
     Returns:
         The history, final test metrics and timing. The model is left in
@@ -299,14 +314,26 @@ def train(
         epochs=epochs,
     )
     check_early_stopping(early_stopping, has_validation=splits.validation is not None)
+    group = distributed.current_group()
+    if group is not None:
+        distributed.check_world_size(group.world_size, batch_size=batch_size, train_examples=len(splits.train))
     if progress is None:
         progress = _stderr_is_terminal()
+    progress = progress and (group is None or group.is_main)
     _check_model_output(model, splits, device)
 
     torch.manual_seed(seed)
     generators = _Generators(seed, augmenters)
     model.to(device)
-    steps_per_epoch = math.ceil(len(splits.train) / batch_size)
+    network: nn.Module = model
+    sampler: DistributedSampler | None = None
+    if group is None:
+        steps_per_epoch = math.ceil(len(splits.train) / batch_size)
+    else:
+        # DistributedDataParallel keeps the processes' weights equal by averaging gradients and starts from rank 0's.
+        network = DistributedDataParallel(model, device_ids=[device] if torch.device(device).type == "cuda" else None)
+        sampler = DistributedSampler(splits.train, num_replicas=group.world_size, rank=group.rank, shuffle=True, seed=seed)
+        steps_per_epoch = math.ceil(len(sampler) / (batch_size // group.world_size))
     torch_optimizer = build_optimizer(model, settings)
     scheduler = build_scheduler(torch_optimizer, settings, total_steps=epochs * steps_per_epoch)
     history: list[EpochRecord] = []
@@ -330,12 +357,18 @@ def train(
             epoch_lr = torch_optimizer.param_groups[0]["lr"]
             meter = ClassificationMeter()
             model.train()
-            for step, (images, labels) in enumerate(_shuffled_batches(splits.train, batch_size, generators.shuffle), start=1):
+            if sampler is None or group is None:
+                batches = _shuffled_batches(splits.train, batch_size, generators.shuffle)
+            else:
+                sampler.set_epoch(epoch)
+                generators.augment.manual_seed(_epoch_seed(seed, epoch, group))
+                batches = _sampled_batches(splits.train, batch_size // group.world_size, sampler)
+            for step, (images, labels) in enumerate(batches, start=1):
                 images = _augment(images, augmenters, generators.augment)
                 images = images.to(device)
                 labels = labels.to(device)
 
-                logits = model(images)
+                logits = network(images)
                 loss_sum = F.cross_entropy(logits, labels, reduction="sum", label_smoothing=label_smoothing)
                 if not torch.isfinite(loss_sum):
                     raise ValueError(
@@ -354,6 +387,9 @@ def train(
                     bar.set_postfix(epoch=f"{epoch}/{epochs}", loss=f"{meter.loss:.4f}", refresh=False)
             if scheduler is not None and settings.schedule == "step":
                 scheduler.step()
+            if group is not None:
+                meter.loss_sum, correct, count = distributed.all_reduce_sums([meter.loss_sum, meter.correct, meter.count], group)
+                meter.correct, meter.count = round(correct), round(count)
 
             validation = evaluate(model, splits.validation, device=device) if splits.validation is not None else None
             if evaluate_each_epoch:
@@ -372,11 +408,14 @@ def train(
             history.append(record)
             _log_epoch(record, epochs)
             stop = stopper.update(validation.loss if validation is not None else None)
+            if group is not None:
+                # Rank 0 decides, so that no process waits for a step the others skip.
+                stop = distributed.broadcast_flag(stop, group)
             if stop:
                 logger.info(
                     "Stopping early after epoch %d: the validation loss has not fallen for %d epochs", epoch, stopper.patience
                 )
-            if on_epoch_end is not None:
+            if on_epoch_end is not None and (group is None or group.is_main):
                 on_epoch_end(_snapshot(epoch, epochs, history, model, torch_optimizer, scheduler, generators, stopper))
             if stop:
                 break
@@ -636,6 +675,17 @@ def _shuffled_batches(dataset: Dataset, batch_size: int, generator: torch.Genera
         # Index the tensors once per batch instead of once per example.
         return iter(DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False)))
     return iter(DataLoader(dataset, batch_size=batch_size, sampler=sampler))
+
+
+def _sampled_batches(dataset: Dataset, batch_size: int, sampler: Sampler[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    if isinstance(dataset, TensorDataset):
+        return iter(DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False)))
+    return iter(DataLoader(dataset, batch_size=batch_size, sampler=sampler))
+
+
+def _epoch_seed(seed: int, epoch: int, group: distributed.GroupInfo) -> int:
+    """Seed the augmentation of one epoch on one process, so that processes differ and a resumed run repeats."""
+    return (seed + 1 + (epoch - 1) * group.world_size + group.rank) % 2**64
 
 
 def _ordered_batches(dataset: Dataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
