@@ -22,7 +22,7 @@ from cli_runs import run
 
 # allconv has no dropout and no batch norm, so two processes that split each global batch compute the
 # same gradient as one process up to float rounding. Its stages run the fused conv-ReLU-pool op.
-ARGUMENTS = ("train", "allconv", "--epochs", "2", "--batch-size", "32", "--seed", "3", "--json")
+ARGUMENTS = ("train", "allconv", "--epochs", "2", "--batch-size", "32", "--seed", "0", "--json")
 CHECKPOINT_FILES = {
     "config.json",
     "history.csv",
@@ -35,7 +35,8 @@ CHECKPOINT_FILES = {
 }
 
 # Runs the command line under torchrun and fails a process other than rank 0 that writes, creates,
-# renames or removes anything inside the folder given as the first argument.
+# renames or removes anything inside the folder given as the first argument. It can also make one
+# rank fail on a misspelled model name, or interrupt rank 0 once an epoch's resume state is written.
 DRIVER = """
 import os
 import sys
@@ -62,6 +63,18 @@ if os.environ["RANK"] != "0":
 arguments = sys.argv[2:]
 if os.environ["RANK"] == os.environ.get("FCNNZOO_TEST_FAILING_RANK"):
     arguments[1] = "allconvv"
+interrupt_after = os.environ.get("FCNNZOO_TEST_INTERRUPT_AFTER_EPOCH")
+if interrupt_after and os.environ["RANK"] == "0":
+    from fcnnzoo.training import resume
+
+    write_state = resume.write_state
+
+    def write_state_then_interrupt(folder, state, options):
+        write_state(folder, state, options)
+        if state.epoch == int(interrupt_after):
+            raise KeyboardInterrupt
+
+    resume.write_state = write_state_then_interrupt
 from fcnnzoo import cli
 code = cli.main(arguments)
 if changes:
@@ -116,7 +129,7 @@ def test_ddp_two_processes_match_one(tmp_path, monkeypatch, capsys):
 
     # The two processes see 1438 examples per epoch (1437 plus one repeated to split evenly) and add
     # the gradients in another order. Adam turns these float-sized differences into weight changes of
-    # at most 0.005 (measured) on weights up to 0.84, and the test predictions did not change.
+    # at most 0.005 on weights up to 0.84 (measured with these arguments), and the test predictions did not change.
     assert metrics["test_examples"] == reference["test_examples"] == 360
     assert metrics["test_accuracy"] == pytest.approx(reference["test_accuracy"], abs=0.01)
     assert metrics["train_loss"] == pytest.approx(reference["train_loss"], abs=0.01)
@@ -127,6 +140,20 @@ def test_ddp_two_processes_match_one(tmp_path, monkeypatch, capsys):
         torch.testing.assert_close(two_weights[name], tensor, atol=0.02, rtol=0.0, msg=name)
     # An untrained network scores about 0.1, so the comparison above covers trained weights.
     assert metrics["test_accuracy"] > 0.5
+
+    # Each epoch reseeds the sampler and every process's generators, so a resumed two-process run
+    # repeats the uninterrupted one exactly.
+    resumed = tmp_path / "runs" / "resumed"
+    interrupted = _torchrun(tmp_path, 2, *ARGUMENTS, "--out", str(resumed), environment={"FCNNZOO_TEST_INTERRUPT_AFTER_EPOCH": "1"})
+    assert interrupted.returncode != 0
+    assert "fcnnzoo: error: interrupted" in interrupted.stderr
+    assert [record["epoch"] for record in json.loads((resumed / "history.json").read_text())] == [1]
+    finished = _torchrun(tmp_path, 2, *ARGUMENTS, "--resume", str(resumed))
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout)["test_accuracy"] == metrics["test_accuracy"]
+    resumed_weights = _weights(resumed)
+    for name, tensor in two_weights.items():
+        assert torch.equal(resumed_weights[name], tensor), name
 
 
 def test_ddp_failing_rank_ends_job(tmp_path):

@@ -141,6 +141,8 @@ def process_group(context: DistributedContext | None, timeout: datetime.timedelt
     logger.debug("Joined the %s process group as rank %d of %d", context.backend, context.rank, context.world_size)
     try:
         yield
+        # Rank 0 may still be writing files. Leaving together keeps an early exit from looking like a failed peer.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

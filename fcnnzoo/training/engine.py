@@ -24,13 +24,13 @@ from typing import Final
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset
 from torch.utils.data import RandomSampler
 from torch.utils.data import Sampler
 from torch.utils.data import SequentialSampler
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
@@ -250,9 +250,10 @@ def train(
     :mod:`fcnnzoo.training.distributed`) the model trains wrapped in
     DistributedDataParallel. ``batch_size`` is then the global batch, split
     evenly over the processes; a DistributedSampler seeded with ``seed``
-    deals out the train split anew each epoch, each process reseeds its
-    augmentation generator from ``seed``, the epoch and its rank, and the
-    train loss and accuracy are summed over all processes. Every process
+    deals out the train split anew each epoch, each process reseeds torch's
+    global generator (for dropout) and its augmentation generator from
+    ``seed``, the epoch and its rank, and the train loss and accuracy come
+    from sums over all processes. Every process
     measures the validation and test splits in full. Only rank 0 shows
     progress and calls ``on_epoch_end``.
 
@@ -361,7 +362,8 @@ def train(
                 batches = _shuffled_batches(splits.train, batch_size, generators.shuffle)
             else:
                 sampler.set_epoch(epoch)
-                generators.augment.manual_seed(_epoch_seed(seed, epoch, group))
+                torch.manual_seed(_epoch_seed(seed, epoch, group, stream=0))
+                generators.augment.manual_seed(_epoch_seed(seed, epoch, group, stream=1))
                 batches = _sampled_batches(splits.train, batch_size // group.world_size, sampler)
             for step, (images, labels) in enumerate(batches, start=1):
                 images = _augment(images, augmenters, generators.augment)
@@ -683,9 +685,14 @@ def _sampled_batches(dataset: Dataset, batch_size: int, sampler: Sampler[int]) -
     return iter(DataLoader(dataset, batch_size=batch_size, sampler=sampler))
 
 
-def _epoch_seed(seed: int, epoch: int, group: distributed.GroupInfo) -> int:
-    """Seed the augmentation of one epoch on one process, so that processes differ and a resumed run repeats."""
-    return (seed + 1 + (epoch - 1) * group.world_size + group.rank) % 2**64
+def _epoch_seed(seed: int, epoch: int, group: distributed.GroupInfo, *, stream: int) -> int:
+    """Return the seed of random stream 0 or 1 for one epoch on one process.
+
+    Processes draw different dropout masks and augmentations, and a resumed
+    run repeats them without saving every process's generator states.
+    """
+    index = (epoch - 1) * group.world_size + group.rank
+    return (seed + 1 + 2 * index + stream) % 2**64
 
 
 def _ordered_batches(dataset: Dataset, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
