@@ -1,0 +1,147 @@
+"""Integer arithmetic of the static int8 conv -> ReLU -> max-pool block, as a float64 reference.
+
+The quantized block works on 8-bit activations and int8 weights:
+
+1. A float input is quantized per tensor and affinely:
+   ``xq = clamp(round_half_even(x * float32(1 / input_scale)) + input_zero_point, 0, 255)``,
+   computed in float32. NaN maps to the zero point, which is the real value 0,
+   and infinities saturate to 0 or 255. A uint8 input is taken as ``xq``.
+2. The convolution accumulates exactly in 32 bits:
+   ``acc[n, o, y, x] = bias_q[o] + sum over (c, i, j) of (xq - input_zero_point) * wq[o, c, i, j]``.
+   Zero padding holds the input zero point, so padded taps add nothing.
+3. Max-pooling takes the maximum of ``acc`` over each window, with the
+   window rules of ``torch.nn.functional.max_pool2d`` (no pool padding).
+   Requantization is non-decreasing in ``acc`` because every scale is
+   positive, so pooling before it gives what pooling after it would.
+4. ReLU, when enabled, replaces negative accumulators with 0.
+5. Requantization: ``q = clamp(round_half_even(float32(acc) * multiplier[o]) + output_zero_point, 0, 255)``,
+   with the product in float32, where ``multiplier[o] = input_scale * weight_scale[o] / output_scale``.
+6. A float output is the dequantized value ``(q - output_zero_point) * output_scale`` in float32.
+
+A linear layer is the same block on an ``(N, in_features, 1, 1)`` input with
+a ``1x1`` kernel and a ``1x1`` pool.
+
+:func:`quantized_conv_relu_pool_reference` follows these steps in float64
+and int64 with PyTorch tensor operations, so it runs on any device and
+serves as the reference that native kernels are checked against. Converting
+``acc`` to float32 is exact while ``|acc| < 2**24``, and beyond that the
+native kernels may differ from it by one quantization step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "QUINT8_MAX",
+    "QUINT8_MIN",
+    "dequantize_uint8",
+    "quantize_uint8",
+    "quantized_conv_relu_pool_reference",
+]
+
+QUINT8_MIN = 0
+QUINT8_MAX = 255
+
+
+def quantize_uint8(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
+    """Quantize a float tensor per tensor and affinely to uint8, as step 1 of the module docstring.
+
+    Args:
+        x: a floating-point tensor of any shape.
+        scale: a finite, positive float.
+        zero_point: an int in ``[0, 255]``.
+
+    Returns:
+        A uint8 tensor of ``x``'s shape on ``x``'s device.
+    """
+    inverse_scale = torch.tensor(1.0 / scale, dtype=torch.float32)
+    scaled = torch.round(x.to(torch.float32) * inverse_scale.to(x.device))
+    scaled = torch.nan_to_num(scaled, nan=0.0, posinf=float(QUINT8_MAX), neginf=-float(QUINT8_MAX + 1))
+    # The clamp happens in float so that huge values saturate instead of wrapping in the integer cast.
+    shifted = (scaled + zero_point).clamp(QUINT8_MIN, QUINT8_MAX)
+    return shifted.to(torch.uint8)
+
+
+def dequantize_uint8(q: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
+    """Return ``(q - zero_point) * scale`` in float32, as step 6 of the module docstring."""
+    return (q.to(torch.float32) - zero_point) * torch.tensor(scale, dtype=torch.float32, device=q.device)
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    first, second = value
+    return (int(first), int(second))
+
+
+def quantized_conv_relu_pool_reference(
+    x: torch.Tensor,
+    weight_q: torch.Tensor,
+    bias_q: torch.Tensor | None,
+    multiplier: torch.Tensor,
+    *,
+    input_scale: float,
+    input_zero_point: int,
+    output_scale: float,
+    output_zero_point: int,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    pool_kernel: int | Sequence[int] = 2,
+    pool_stride: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+    relu: bool = True,
+    output_dtype: torch.dtype = torch.uint8,
+) -> torch.Tensor:
+    """Run the quantized conv -> ReLU -> max-pool block in exact integer arithmetic.
+
+    Args:
+        x: a float input of shape ``(N, C, H, W)``, quantized with
+            ``input_scale`` and ``input_zero_point``, or its uint8 quantized form.
+        weight_q: int8 weight of shape ``(O, C, KH, KW)``.
+        bias_q: int32 bias of shape ``(O,)`` in units of
+            ``input_scale * weight_scale[o]``, or None for no bias.
+        multiplier: float32 requantization multipliers of shape ``(O,)``,
+            ``input_scale * weight_scale[o] / output_scale``.
+        input_scale: scale of the input quantization.
+        input_zero_point: zero point of the input quantization, in ``[0, 255]``.
+        output_scale: scale of the output quantization.
+        output_zero_point: zero point of the output quantization, in ``[0, 255]``.
+        stride: convolution stride.
+        padding: convolution zero padding.
+        pool_kernel: max-pool window size.
+        pool_stride: max-pool stride; None means ``pool_kernel``.
+        ceil_mode: max-pool output size rounding, as in ``max_pool2d``.
+        relu: whether to apply ReLU before requantization.
+        output_dtype: ``torch.uint8`` for the quantized output or
+            ``torch.float32`` for its dequantized value.
+
+    Returns:
+        The output of shape ``(N, O, PH, PW)`` in ``output_dtype``.
+
+    Raises:
+        ValueError: if ``output_dtype`` is neither uint8 nor float32.
+    """
+    if output_dtype not in (torch.uint8, torch.float32):
+        raise ValueError(f"output_dtype must be torch.uint8 or torch.float32, got {output_dtype}.")
+    xq = x if x.dtype == torch.uint8 else quantize_uint8(x, input_scale, input_zero_point)
+
+    # Integer values up to 2**53 are exact in float64, far above any int32 accumulator.
+    centered = xq.to(torch.float64) - input_zero_point
+    acc = F.conv2d(centered, weight_q.to(torch.float64), None, _pair(stride), _pair(padding))
+    if bias_q is not None:
+        acc = acc + bias_q.to(torch.float64).view(1, -1, 1, 1)
+
+    kernel = _pair(pool_kernel)
+    pooled = F.max_pool2d(acc, kernel, kernel if pool_stride is None else _pair(pool_stride), 0, 1, ceil_mode)
+    if relu:
+        pooled = pooled.clamp(min=0.0)
+
+    product = pooled.to(torch.float32) * multiplier.to(torch.float32).view(1, -1, 1, 1)
+    q = (torch.round(product) + output_zero_point).clamp(QUINT8_MIN, QUINT8_MAX).to(torch.uint8)
+    if output_dtype == torch.uint8:
+        return q
+    return dequantize_uint8(q, output_scale, output_zero_point)
