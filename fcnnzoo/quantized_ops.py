@@ -8,7 +8,7 @@ The quantized block works on 8-bit activations and int8 weights:
    and infinities saturate to 0 or 255. A uint8 input is taken as ``xq``.
 2. The convolution accumulates exactly in 32 bits:
    ``acc[n, o, y, x] = bias_q[o] + sum over (c, i, j) of (xq - input_zero_point) * wq[o, c, i, j]``.
-   Zero padding holds the input zero point, so padded taps add nothing.
+   Zero padding contains the input zero point, so padded taps add nothing.
 3. Max-pooling takes the maximum of ``acc`` over each window, with the
    window rules of ``torch.nn.functional.max_pool2d`` (no pool padding).
    Requantization is non-decreasing in ``acc`` because every scale is
