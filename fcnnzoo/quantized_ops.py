@@ -40,6 +40,7 @@ __all__ = [
     "QUINT8_MIN",
     "dequantize_uint8",
     "quantize_uint8",
+    "quantized_conv_relu_pool",
     "quantized_conv_relu_pool_reference",
 ]
 
@@ -145,3 +146,42 @@ def quantized_conv_relu_pool_reference(
     if output_dtype == torch.uint8:
         return q
     return dequantize_uint8(q, output_scale, output_zero_point)
+
+
+def quantized_conv_relu_pool(
+    x: torch.Tensor,
+    weight_q: torch.Tensor,
+    bias_q: torch.Tensor | None,
+    multiplier: torch.Tensor,
+    *,
+    input_scale: float,
+    input_zero_point: int,
+    output_scale: float,
+    output_zero_point: int,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    pool_kernel: int | Sequence[int] = 2,
+    pool_stride: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+    relu: bool = True,
+    output_dtype: torch.dtype = torch.uint8,
+) -> torch.Tensor:
+    """Run the quantized block, with the arguments and result of :func:`quantized_conv_relu_pool_reference`."""
+    # TODO: run the native int8 kernel for CPU inputs; until then every call takes the reference.
+    return quantized_conv_relu_pool_reference(
+        x,
+        weight_q,
+        bias_q,
+        multiplier,
+        input_scale=input_scale,
+        input_zero_point=input_zero_point,
+        output_scale=output_scale,
+        output_zero_point=output_zero_point,
+        stride=stride,
+        padding=padding,
+        pool_kernel=pool_kernel,
+        pool_stride=pool_stride,
+        ceil_mode=ceil_mode,
+        relu=relu,
+        output_dtype=output_dtype,
+    )
