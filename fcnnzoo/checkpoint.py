@@ -434,7 +434,9 @@ def _rebuild_model(config: Mapping[str, Any], fused: bool) -> nn.Module:
     quantization = config["quantization"]
     if quantization is not None:
         quantizer = create_quantizer(quantization["method"], **quantization.get("arguments", {}))
-        model = quantizer.quantize(model)
+        # rebuild() makes the quantized structure without calibration data; quantizers without it quantize again.
+        rebuild = getattr(quantizer, "rebuild", None)
+        model = rebuild(model) if callable(rebuild) else quantizer.quantize(model)
     return model
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Iterable
 from typing import Any
 from typing import ClassVar
 from typing import Final
@@ -216,10 +217,14 @@ class Quantizer:
     the same name, and tags the copy. Subclasses set :attr:`method` and
     implement those two methods; :meth:`arguments` returns the constructor
     arguments, which the tag records so that a loader can rebuild the
-    quantizer.
+    quantizer. A quantizer that needs calibration data sets
+    :attr:`needs_calibration` and overrides :meth:`convert` and
+    :meth:`rebuild`.
     """
 
     method: ClassVar[str] = "quantizer"
+    # Whether quantize() needs calibration batches, so callers know to load data.
+    needs_calibration: ClassVar[bool] = False
 
     def is_quantizable(self, module: nn.Module) -> bool:
         """Return whether ``module`` is a layer that this quantizer replaces."""
@@ -233,18 +238,47 @@ class Quantizer:
         """Return the constructor arguments as JSON-friendly values."""
         return {}
 
-    def quantize(self, model: nn.Module) -> nn.Module:
+    def quantize(self, model: nn.Module, calibration: Iterable[Any] | None = None) -> nn.Module:
         """Return a quantized deep copy of ``model`` in eval mode, leaving ``model`` unchanged.
 
         The copy carries ``fcnnzoo_quantization = {"method": ..., "arguments":
         {...}}`` and a copy of ``model.fcnnzoo_config`` when the model has one.
 
+        Args:
+            model: the float model.
+            calibration: batches of inputs for quantizers that calibrate,
+                such as a list of tensors or a ``DataLoader``; quantizers
+                without :attr:`needs_calibration` ignore it.
+
         Raises:
             TypeError: if ``model`` is not an ``nn.Module``.
             ValueError: if ``model`` is already quantized or has no layer
-                this quantizer replaces, or if a weight contains NaN or
-                infinity.
+                this quantizer replaces, if a weight contains NaN or
+                infinity, or if the quantizer needs calibration data and
+                ``calibration`` is None.
         """
+        self._check_model(model)
+        if self.needs_calibration and calibration is None:
+            raise ValueError(
+                f"{self.method} needs calibration data: call quantize(model, calibration=batches) with an iterable of "
+                "input batches, such as a few batches of the training images."
+            )
+        return self._tag(self.convert(copy.deepcopy(model), calibration), model)
+
+    def convert(self, model: nn.Module, calibration: Iterable[Any] | None) -> nn.Module:
+        """Replace the quantizable layers of ``model``, a private copy, and return the new root."""
+        return _replace_modules(model, self)
+
+    def rebuild(self, model: nn.Module) -> nn.Module:
+        """Return the quantized structure of ``model`` for ``load_state_dict`` to fill with saved values.
+
+        Checkpoint loaders call it instead of :meth:`quantize`, because they
+        have no calibration data. This default quantizes ``model``, which
+        suits quantizers that need no data.
+        """
+        return self.quantize(model)
+
+    def _check_model(self, model: nn.Module) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"{self.method} quantizes an nn.Module, got {type(model).__name__}.")
         existing = getattr(model, "fcnnzoo_quantization", None)
@@ -256,14 +290,15 @@ class Quantizer:
         names = [name for name, module in model.named_modules() if self.is_quantizable(module)]
         if not names:
             raise ValueError(f"{self.method} found no layer to quantize in {type(model).__name__}. {self.describe_targets()}")
+        logger.debug("%s quantizes %d layers of %s: %s", self.method, len(names), type(model).__name__, ", ".join(names))
 
-        quantized = _replace_modules(copy.deepcopy(model), self)
+    def _tag(self, quantized: nn.Module, model: nn.Module) -> nn.Module:
+        """Put ``quantized`` in eval mode and record the method and ``model``'s config on it."""
         quantized.eval()
         quantized.fcnnzoo_quantization = {"method": self.method, "arguments": self.arguments()}
         config = getattr(model, "fcnnzoo_config", None)
         if config is not None:
             quantized.fcnnzoo_config = copy.deepcopy(config)
-        logger.debug("%s quantized %d layers of %s: %s", self.method, len(names), type(model).__name__, ", ".join(names))
         return quantized
 
     def describe_targets(self) -> str:

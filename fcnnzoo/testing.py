@@ -246,7 +246,8 @@ def check_quantizer(
     The rules: ``quantize(model)`` returns a new ``nn.Module``, leaves the
     float model's weights unchanged, and gives finite logits of the same
     shape whose largest difference from the float logits is at most
-    ``tolerance`` times the float logits' largest magnitude.
+    ``tolerance`` times the float logits' largest magnitude. A quantizer
+    with ``needs_calibration`` gets the compared batch as its calibration data.
 
     Args:
         name: a bare or qualified quantizer name.
@@ -268,15 +269,19 @@ def check_quantizer(
     torch.manual_seed(0)
     float_model = create_model(model).eval()
     before = copy.deepcopy(float_model.state_dict())
-    quantized = quantizer.quantize(float_model)
+    spec = default_registry().get("architecture", model)
+    images = _images(batch_size, spec.in_channels, spec.input_size)
+    if getattr(quantizer, "needs_calibration", False):
+        # The compared batch doubles as the calibration data, so its activations stay within the calibrated ranges.
+        quantized = quantizer.quantize(float_model, calibration=[images])
+    else:
+        quantized = quantizer.quantize(float_model)
     if not isinstance(quantized, nn.Module) or quantized is float_model:
         _fail("quantizer", name, "quantize(model) must return a new nn.Module, not the model itself or another object.")
     after = float_model.state_dict()
     if list(before) != list(after) or not all(torch.equal(before[key], after[key]) for key in before):
         _fail("quantizer", name, "quantize(model) changed the float model; quantize a copy.")
 
-    spec = default_registry().get("architecture", model)
-    images = _images(batch_size, spec.in_channels, spec.input_size)
     quantized.eval()
     with torch.no_grad():
         expected = float_model(images)

@@ -138,7 +138,7 @@ def test_entry_point_to_registered_builtin_listed_once(plugin_dir):
     install_distribution(plugin_dir, "fcnnzoo-alias", {"alias": "fcnnzoo.builtin.quantizers"})
 
     registry = Registry(builtin_plugins=("fcnnzoo.builtin.quantizers",), entry_point_group=GROUP)
-    assert [spec.name for spec in registry.specs("quantizer")] == ["int8_weight_only"]
+    assert [spec.name for spec in registry.specs("quantizer")] == ["int8", "int8_weight_only"]
     assert list(infos_of(registry)) == ["fcnnzoo.builtin.quantizers"]
 
 
@@ -309,7 +309,7 @@ def _bad_plugin_registry(plugin_dir: Path, body: str) -> tuple[Registry, fcnnzoo
     with pytest.warns(PluginWarning, match="Skipped a broken plugin"):
         registry.load()
     assert [spec.name for spec in registry.specs("architecture")] == ["healthy"]
-    assert [spec.name for spec in registry.specs("quantizer")] == ["int8_weight_only"]
+    assert [spec.name for spec in registry.specs("quantizer")] == ["int8", "int8_weight_only"]
     infos = infos_of(registry)
     assert infos["good"].status == "ok"
     assert infos["bad"].status == "broken"

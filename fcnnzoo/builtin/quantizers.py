@@ -1,8 +1,10 @@
-"""Built-in quantizers plugin: ``int8_weight_only``.
+"""Built-in quantizers plugin: ``int8_weight_only`` and ``int8``.
 
-It registers through the same hook as a third-party plugin does. The factory
-is a "module:attribute" reference to :class:`fcnnzoo.quantization.Int8WeightOnly`,
-so listing the quantizers imports no torch.
+It registers through the same hook as a third-party plugin does. The
+factories are "module:attribute" references to
+:class:`fcnnzoo.quantization.Int8WeightOnly` and
+:class:`fcnnzoo.int8_static.Int8Static`, so listing the quantizers imports
+no torch.
 """
 
 from __future__ import annotations
@@ -19,5 +21,10 @@ def fcnnzoo_register_quantizers() -> list[QuantizerSpec]:
             name="int8_weight_only",
             factory="fcnnzoo.quantization:Int8WeightOnly",
             description="Per-output-channel symmetric int8 weights for conv and linear layers, dequantized for compute",
+        ),
+        QuantizerSpec(
+            name="int8",
+            factory="fcnnzoo.int8_static:Int8Static",
+            description="Static int8: int8 weights and calibrated uint8 activations, integer conv-ReLU-pool and linear layers",
         ),
     ]
