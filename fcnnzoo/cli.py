@@ -54,6 +54,9 @@ _LIST_KINDS: Final = ("models", "augmenters", "quantizers", "datasets", "plugins
 # Classes that 'fcnnzoo predict' lists per image by default. It repeats fcnnzoo.prediction.DEFAULT_TOP_K
 # because building the parser must not import torch (a test checks that the two agree).
 _DEFAULT_TOP_K: Final = 5
+# fcnnzoo.workflows.DEFAULT_CALIBRATION_BATCHES and DEFAULT_CALIBRATION_BATCH_SIZE, repeated for the same reason.
+_DEFAULT_CALIBRATION_BATCHES: Final = 10
+_DEFAULT_CALIBRATION_BATCH_SIZE: Final = 32
 
 
 class UsageError(Exception):
@@ -172,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     quantize_parser.add_argument("--method", required=True, metavar="NAME[:key=value,...]", help="quantizer, as in 'fcnnzoo list quantizers'")
     quantize_parser.add_argument("--out", required=True, help="folder for the quantized checkpoint and quantization.json")
     quantize_parser.add_argument("--data-dir", default=None, help="folder with the dataset's files, for datasets that are not bundled")
+    quantize_parser.add_argument(
+        "--calib-batches",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"calibration batches from the train split, for quantizers that calibrate such as int8 (default {_DEFAULT_CALIBRATION_BATCHES})",
+    )
+    quantize_parser.add_argument(
+        "--calib-batch-size",
+        type=_positive_int,
+        default=_DEFAULT_CALIBRATION_BATCH_SIZE,
+        metavar="N",
+        help=f"images per calibration batch (default {_DEFAULT_CALIBRATION_BATCH_SIZE})",
+    )
 
     predict_parser = commands.add_parser("predict", parents=[common], help="print the most likely classes of image files")
     predict_parser.add_argument("checkpoint", help="checkpoint folder written by 'fcnnzoo train'")
@@ -451,7 +468,15 @@ def _run_quantize(options: argparse.Namespace) -> Any:
     from fcnnzoo.workflows import quantize_checkpoint
 
     method, arguments = parse_component_spec(options.method, "--method")
-    return quantize_checkpoint(options.checkpoint, options.out, method=method, arguments=arguments, data_dir=options.data_dir)
+    return quantize_checkpoint(
+        options.checkpoint,
+        options.out,
+        method=method,
+        arguments=arguments,
+        data_dir=options.data_dir,
+        calibration_batches=options.calib_batches,
+        calibration_batch_size=options.calib_batch_size,
+    )
 
 
 def _run_predict(options: argparse.Namespace) -> Any:
@@ -541,13 +566,22 @@ def _format_eval(options: argparse.Namespace, report: dict[str, Any]) -> str:
 
 def _format_quantize(options: argparse.Namespace, report: dict[str, Any]) -> str:
     ratio = report["size_bytes_before"] / report["size_bytes_after"]
-    return "\n".join(
-        [
-            f"Quantized {report['source']} with {report['method']} into {report['checkpoint']}.",
-            f"Weights: {report['size_bytes_before']:,} -> {report['size_bytes_after']:,} bytes ({ratio:.2f}x smaller).",
-            f"Test accuracy: {report['accuracy_before']:.4f} -> {report['accuracy_after']:.4f}.",
-        ]
-    )
+    speedup = report["throughput_after"] / report["throughput_before"]
+    lines = [f"Quantized {report['source']} with {report['method']} into {report['checkpoint']}."]
+    calibration = report.get("calibration")
+    if calibration is not None:
+        lines.append(
+            f"Calibrated on {calibration['images']} {calibration['split']} images "
+            f"({calibration['batches']} {'batch' if calibration['batches'] == 1 else 'batches'} of up to {calibration['batch_size']})."
+        )
+    lines += [
+        f"Weights: {report['size_bytes_before']:,} -> {report['size_bytes_after']:,} bytes ({ratio:.2f}x smaller).",
+        f"Test accuracy: {report['accuracy_before']:.4f} -> {report['accuracy_after']:.4f} "
+        f"({100 * (report['accuracy_after'] - report['accuracy_before']):+.2f} percentage points).",
+        f"Throughput at batch {report['throughput_batch_size']}: {report['throughput_before']:,.0f} -> "
+        f"{report['throughput_after']:,.0f} images/s ({speedup:.2f}x).",
+    ]
+    return "\n".join(lines)
 
 
 def _format_predict(options: argparse.Namespace, report: dict[str, Any]) -> str:

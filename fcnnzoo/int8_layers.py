@@ -80,8 +80,10 @@ def quantize_weight_and_bias(
     Raises:
         ValueError: if the weight or bias contains NaN or infinity.
     """
-    _, scale = quantize_per_channel(weight)
     values = weight.detach().to(torch.float64)
+    if not torch.isfinite(values).all():
+        raise ValueError(f"Cannot quantize {layer}: its weight contains NaN or infinity. Retrain or repair the float model.")
+    _, scale = quantize_per_channel(weight)
     rows = values.reshape(values.shape[0], -1)
     zero_channels = (rows == 0).all(dim=1) if rows.shape[1] else torch.ones(rows.shape[0], dtype=torch.bool)
 
@@ -89,7 +91,7 @@ def quantize_weight_and_bias(
     if bias is not None:
         bias_values = bias.detach().to(torch.float64)
         if not torch.isfinite(bias_values).all():
-            raise ValueError(f"Cannot quantize {layer}: its bias contains NaN or infinity.")
+            raise ValueError(f"Cannot quantize {layer}: its bias contains NaN or infinity. Retrain or repair the float model.")
         bias_floor = (bias_values.abs() / (input_scale * BIAS_LIMIT)).clamp(min=MIN_WEIGHT_SCALE)
         zero_bias_scale = torch.where(bias_values == 0, torch.full_like(scale, ZERO_CHANNEL_SCALE), bias_floor)
         scale = torch.where(zero_channels, zero_bias_scale, torch.maximum(scale, bias_floor))

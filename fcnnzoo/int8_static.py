@@ -192,23 +192,20 @@ class Int8Static(Quantizer):
             raise ValueError("int8 needs calibration data: call quantize(model, calibration=batches).")
         model.eval()
         sites = plan_sites(model)
-        observers = self._calibrate(model, sites, calibration)
+        for site in sites:
+            _check_finite_parameters(site)
+        input_observers, output_observers = self._calibrate(model, sites, calibration)
 
         replacements: dict[str, nn.Module] = {}
         for site in sites:
-            input_observer, output_observer = observers[site.name]
-            input_parameters = _parameters_of(input_observer, f"the input of {_describe(site.name)}")
+            input_parameters = _parameters_of(input_observers[site.name], f"the input of {_describe(site.name)}")
             if site.next_site is not None:
-                output_parameters = _parameters_of(observers[site.next_site.name][0], f"the input of {_describe(site.next_site.name)}")
+                next_name = site.next_site.name
+                output_parameters = _parameters_of(input_observers[next_name], f"the input of {_describe(next_name)}")
             else:
-                output_parameters = _parameters_of(output_observer, f"the output of {_describe(site.name)}")
+                output_parameters = _parameters_of(output_observers[site.name], f"the output of {_describe(site.name)}")
             layer = _placeholder(site)
-            weight = site.module.weight
-            bias = site.module.bias
-            try:
-                layer.set_parameters(weight, bias, input_parameters, output_parameters, _describe(site.name))
-            except ValueError as exc:
-                raise ValueError(f"Cannot quantize {_describe(site.name)}: {exc}") from exc
+            layer.set_parameters(site.module.weight, site.module.bias, input_parameters, output_parameters, _describe(site.name))
             replacements[site.name] = layer
         return _replace(model, sites, replacements)
 
@@ -221,14 +218,16 @@ class Int8Static(Quantizer):
 
     def _calibrate(
         self, model: nn.Module, sites: list[QuantizedSite], calibration: Iterable[Any]
-    ) -> dict[str, tuple[Observer, Observer]]:
-        """Run ``model`` on every calibration batch and record each site's input and output."""
-        observers = {site.name: (self._new_observer(), self._new_observer()) for site in sites}
+    ) -> tuple[dict[str, Observer], dict[str, Observer]]:
+        """Run ``model`` on every calibration batch and return the input and output observers by site name."""
+        input_observers = {site.name: self._new_observer() for site in sites}
+        # A layer that hands uint8 to the next one takes that layer's input parameters, so it needs no output observer.
+        output_observers = {site.name: self._new_observer() for site in sites if not site.output_uint8}
         handles = []
         for site in sites:
-            input_observer, output_observer = observers[site.name]
-            handles.append(site.module.register_forward_pre_hook(_input_hook(input_observer)))
-            handles.append(site.module.register_forward_hook(_output_hook(output_observer, site.relu)))
+            handles.append(site.module.register_forward_pre_hook(_input_hook(input_observers[site.name])))
+            if site.name in output_observers:
+                handles.append(site.module.register_forward_hook(_output_hook(output_observers[site.name], site.relu)))
 
         batches = 0
         images = 0
@@ -245,10 +244,18 @@ class Int8Static(Quantizer):
         if batches == 0:
             raise ValueError("int8 got no calibration batches: the calibration iterable is empty. Pass at least one batch of inputs.")
         logger.info("int8 calibrated %d layers with the %s observer on %d batches (%d inputs)", len(sites), self.observer, batches, images)
-        return observers
+        return input_observers, output_observers
 
     def _new_observer(self) -> Observer:
         return create_observer(self.observer, self.percentile)
+
+
+def _check_finite_parameters(site: QuantizedSite) -> None:
+    """Reject NaN or infinity in a layer's weight or bias before calibration spreads it into the activations."""
+    for kind in ("weight", "bias"):
+        tensor = getattr(site.module, kind)
+        if tensor is not None and not torch.isfinite(tensor.detach()).all():
+            raise ValueError(f"Cannot quantize {_describe(site.name)}: its {kind} contains NaN or infinity. Retrain or repair the float model.")
 
 
 def _describe(name: str) -> str:

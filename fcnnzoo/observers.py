@@ -28,6 +28,7 @@ import torch
 __all__ = [
     "DEFAULT_MSE_CANDIDATES",
     "DEFAULT_PERCENTILE",
+    "MAX_MSE_VALUES",
     "MAX_SAMPLED_VALUES",
     "MIN_ACTIVATION_SCALE",
     "OBSERVERS",
@@ -49,6 +50,8 @@ DEFAULT_MSE_CANDIDATES: Final = 100
 # batch, drawn at random with a fixed seed, and at most this many in total.
 MAX_SAMPLED_VALUES_PER_BATCH: Final = 2**16
 MAX_SAMPLED_VALUES: Final = 2**22
+# The MSE observer searches its range on at most this many of the kept values.
+MAX_MSE_VALUES: Final = 2**16
 _SAMPLING_SEED: Final = 0
 _UINT8_LEVELS: Final = 255
 
@@ -208,7 +211,11 @@ class MseObserver(_SamplingObserver):
         self.candidates = candidates
 
     def value_range(self) -> tuple[float, float]:
-        values = self.sampled_values().to(torch.float64)
+        values = self.sampled_values()
+        if values.numel() > MAX_MSE_VALUES:
+            # The search costs candidates passes over the values, so it runs on a fixed random subset.
+            values = values[torch.randperm(values.numel(), generator=self._generator)[:MAX_MSE_VALUES]]
+        values = values.to(torch.float64)
         best_range = (self.minimum, self.maximum)
         best_error = math.inf
         # From the widest range down, so that a tie keeps the wider one.

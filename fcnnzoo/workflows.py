@@ -28,6 +28,8 @@ from fcnnzoo.api import load_dataset
 from fcnnzoo.data import DatasetSplits
 from fcnnzoo.data import renormalize
 from fcnnzoo.registry import default_registry
+from fcnnzoo.throughput import THROUGHPUT_BATCH_SIZE
+from fcnnzoo.throughput import measure_throughput
 from fcnnzoo.training import DEFAULT_BATCH_SIZE
 from fcnnzoo.training import DEFAULT_LABEL_SMOOTHING
 from fcnnzoo.training import DEFAULT_LR
@@ -45,6 +47,8 @@ from fcnnzoo.training import history as history_files
 from fcnnzoo.training import resume as resume_files
 
 __all__ = [
+    "DEFAULT_CALIBRATION_BATCHES",
+    "DEFAULT_CALIBRATION_BATCH_SIZE",
     "EVALUATION_SPLITS",
     "METRICS_FILE",
     "QUANTIZATION_REPORT_FILE",
@@ -59,6 +63,11 @@ METRICS_FILE: Final = "metrics.json"
 # Splits that evaluate_checkpoint measures.
 EVALUATION_SPLITS: Final = ("test", "validation")
 QUANTIZATION_REPORT_FILE: Final = "quantization.json"
+# Calibration data of quantizers that need it: batches of the train split.
+DEFAULT_CALIBRATION_BATCHES: Final = 10
+DEFAULT_CALIBRATION_BATCH_SIZE: Final = 32
+# The train split is shuffled with this seed before it is cut into calibration batches.
+CALIBRATION_SEED: Final = 0
 
 
 def train_to_checkpoint(
@@ -345,11 +354,18 @@ def quantize_checkpoint(
     method: str,
     arguments: Mapping[str, Any] | None = None,
     data_dir: str | Path | None = None,
+    calibration_batches: int | None = None,
+    calibration_batch_size: int = DEFAULT_CALIBRATION_BATCH_SIZE,
 ) -> dict[str, Any]:
     """Quantize a float checkpoint into a new checkpoint and compare the two on the test split.
 
-    The report is written to ``quantization.json`` inside ``out``, in the
-    same atomic step as the quantized checkpoint.
+    Quantizers that need calibration data (``needs_calibration``, such as
+    ``int8``) get ``calibration_batches`` batches of the checkpoint
+    dataset's train split, never the test split, shuffled with a fixed
+    seed. Size, test accuracy and loss, and inference throughput at batch
+    256 (:func:`fcnnzoo.throughput.measure_throughput`) are measured for both
+    models. The report is written to ``quantization.json`` inside ``out``,
+    in the same atomic step as the quantized checkpoint.
 
     Args:
         directory: the float checkpoint folder.
@@ -357,16 +373,24 @@ def quantize_checkpoint(
         method: quantizer name, as in ``fcnnzoo list quantizers``.
         arguments: keyword arguments for the quantizer.
         data_dir: folder with the dataset's files, for datasets that need them.
+        calibration_batches: number of calibration batches; None means
+            :data:`DEFAULT_CALIBRATION_BATCHES` for quantizers that calibrate.
+            It must be None for quantizers that do not.
+        calibration_batch_size: images per calibration batch.
 
     Returns:
         The report: ``method``, ``arguments``, ``model``, ``dataset``,
         ``source``, ``checkpoint``, ``size_bytes_before``,
-        ``size_bytes_after``, ``accuracy_before``, ``accuracy_after``,
-        ``loss_before`` and ``loss_after``.
+        ``size_bytes_after``, ``size_ratio``, ``accuracy_before``,
+        ``accuracy_after``, ``loss_before``, ``loss_after``,
+        ``throughput_batch_size``, ``throughput_before`` and
+        ``throughput_after`` (images per second), and ``calibration``
+        (split, batches, batch size and images, or None).
 
     Raises:
         ValueError: if ``out`` is ``directory``, the checkpoint is already
-            quantized or invalid, or the method is unknown.
+            quantized or invalid, the method is unknown, or the calibration
+            options are invalid or ask for more batches than the train split has.
         FileNotFoundError: if the checkpoint or one of its files is missing.
         FileExistsError: if ``out`` is a file or a non-empty folder that is
             not a checkpoint.
@@ -378,6 +402,8 @@ def quantize_checkpoint(
     checkpoint.check_output_folder(target)
     arguments = dict(arguments or {})
     quantizer = _build_component("quantizer", create_quantizer, method, arguments)
+    needs_calibration = bool(getattr(quantizer, "needs_calibration", False))
+    calibration_batches = _check_calibration_options(method, needs_calibration, calibration_batches, calibration_batch_size)
 
     model = checkpoint.load(source)
     config = model.fcnnzoo_checkpoint
@@ -386,9 +412,16 @@ def quantize_checkpoint(
             f"Checkpoint {source} is already quantized with {config['quantization']['method']!r}. Quantize the float checkpoint instead."
         )
     test = _split_for(config, data_dir)
+    calibration = None
+    if needs_calibration:
+        train_split = _split_for(config, data_dir, split="train")
+        calibration = _calibration_batches(train_split.tensors[0], calibration_batches, calibration_batch_size, config["dataset"])
     before = evaluate(model, test)
 
-    quantized = quantizer.quantize(model)
+    if calibration is None:
+        quantized = quantizer.quantize(model)
+    else:
+        quantized = quantizer.quantize(model, calibration=calibration)
     if getattr(quantized, "fcnnzoo_quantization", None) is None:
         raise ValueError(
             f"Quantizer {method!r} returned a model without fcnnzoo_quantization, so the checkpoint could not be loaded again. "
@@ -398,6 +431,11 @@ def quantize_checkpoint(
         quantized.fcnnzoo_config = model.fcnnzoo_config
     after = evaluate(quantized, test)
 
+    # Both models are timed on the same test images, one after the other.
+    test_images = test.tensors[0]
+    throughput_before = measure_throughput(model, test_images)
+    throughput_after = measure_throughput(quantized, test_images)
+
     prepared = checkpoint.prepare(
         quantized,
         classes=config["classes"],
@@ -406,6 +444,7 @@ def quantize_checkpoint(
         dataset=config["dataset"],
         input_size=config["input_size"],
     )
+    size_before = (source / checkpoint.WEIGHTS_FILE).stat().st_size
     report = {
         "method": method,
         "arguments": arguments,
@@ -413,15 +452,59 @@ def quantize_checkpoint(
         "dataset": config["dataset"],
         "source": str(source),
         "checkpoint": str(target),
-        "size_bytes_before": (source / checkpoint.WEIGHTS_FILE).stat().st_size,
+        "size_bytes_before": size_before,
         "size_bytes_after": prepared.size_bytes,
+        "size_ratio": size_before / prepared.size_bytes,
         "accuracy_before": before.accuracy,
         "accuracy_after": after.accuracy,
         "loss_before": before.loss,
         "loss_after": after.loss,
+        "throughput_batch_size": THROUGHPUT_BATCH_SIZE,
+        "throughput_before": throughput_before,
+        "throughput_after": throughput_after,
+        "calibration": None
+        if calibration is None
+        else {
+            "split": "train",
+            "batches": len(calibration),
+            "batch_size": calibration_batch_size,
+            "images": sum(batch.shape[0] for batch in calibration),
+        },
     }
     checkpoint.write(replace(prepared, extra_files={QUANTIZATION_REPORT_FILE: report}), target)
     return report
+
+
+def _check_calibration_options(method: str, needs_calibration: bool, batches: int | None, batch_size: int) -> int:
+    """Validate the calibration options before any slow work and return the number of batches to use."""
+    for name, value in (("calibration_batches", batches), ("calibration_batch_size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    if not needs_calibration:
+        if batches is not None:
+            raise ValueError(
+                f"Quantizer {method!r} does not calibrate, so calibration_batches={batches} (--calib-batches) does not apply. "
+                "Drop it, or use a calibrating method such as int8."
+            )
+        return 0
+    return DEFAULT_CALIBRATION_BATCHES if batches is None else batches
+
+
+def _calibration_batches(images: torch.Tensor, batches: int, batch_size: int, dataset: str) -> list[torch.Tensor]:
+    """Shuffle ``images`` with :data:`CALIBRATION_SEED` and cut the first ``batches`` batches of ``batch_size``.
+
+    Raises:
+        ValueError: if the images fill fewer than ``batches`` batches (the last one may be partial).
+    """
+    available = -(-images.shape[0] // batch_size)
+    if batches > available:
+        raise ValueError(
+            f"calibration_batches={batches} (--calib-batches) asks for more than the train split of {dataset!r} has: "
+            f"{images.shape[0]} images fill {available} batches of {batch_size}. Use at most {available} batches."
+        )
+    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(CALIBRATION_SEED))
+    chosen = images[order[: batches * batch_size]]
+    return list(chosen.split(batch_size))
 
 
 def _build_component(kind: str, factory: Callable[..., Any], name: str, arguments: Mapping[str, Any]) -> Any:
@@ -461,7 +544,7 @@ def _split_for(
     split: str = "test",
     validation_fraction: float | None = None,
 ) -> TensorDataset:
-    """Load a split of the checkpoint's dataset (or of ``dataset``), normalized as the checkpoint expects."""
+    """Load a split (``"test"``, ``"validation"`` or ``"train"``) of the checkpoint's dataset (or of ``dataset``), normalized as the checkpoint expects."""
     name = dataset if dataset is not None else config["dataset"]
     if name is None:
         raise ValueError(f"Checkpoint {config['path']} records no dataset, so it cannot be evaluated. Save it with dataset=<name>.")
@@ -482,7 +565,8 @@ def _split_for(
 
     mean = config["normalization"]["mean"]
     std = config["normalization"]["std"]
-    images, labels = (splits.validation if split == "validation" else splits.test).tensors
+    chosen = {"validation": splits.validation, "train": splits.train}.get(split, splits.test)
+    images, labels = chosen.tensors
     if list(splits.mean) != list(mean) or list(splits.std) != list(std):
         logger.warning("Dataset %r is normalized differently than checkpoint %s expects, so the images are converted", name, config["path"])
     return TensorDataset(renormalize(images, splits.mean, splits.std, mean, std), labels)

@@ -510,3 +510,11 @@ def test_already_quantized():
     quantized = _quantize(_chain_model())
     with pytest.raises(ValueError, match="already quantized with 'int8'"):
         _quantize(quantized)
+
+
+def test_nan_weight_names_layer():
+    model = _chain_model()
+    with torch.no_grad():
+        model[3].weight[0, 0] = math.nan
+    with pytest.raises(ValueError, match="Cannot quantize layer '3': its weight contains NaN or infinity"):
+        _quantize(model)
