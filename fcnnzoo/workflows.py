@@ -544,7 +544,10 @@ def _split_for(
     split: str = "test",
     validation_fraction: float | None = None,
 ) -> TensorDataset:
-    """Load a split (``"test"``, ``"validation"`` or ``"train"``) of the checkpoint's dataset (or of ``dataset``), normalized as the checkpoint expects."""
+    """Load a split of the checkpoint's dataset (or of ``dataset``), normalized as the checkpoint expects.
+
+    ``split`` is ``"test"``, ``"validation"`` or ``"train"``.
+    """
     name = dataset if dataset is not None else config["dataset"]
     if name is None:
         raise ValueError(f"Checkpoint {config['path']} records no dataset, so it cannot be evaluated. Save it with dataset=<name>.")

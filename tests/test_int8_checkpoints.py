@@ -140,7 +140,7 @@ def test_quantize_int8_summary(tiny_run, tmp_path, capsys):
     assert lines[4].endswith("x).")
 
 
-def test_quantize_int8_default_batches_clamped_by_error(tiny_run, tmp_path, capsys):
+def test_quantize_int8_too_many_default_batches(tiny_run, tmp_path, capsys):
     # The synthetic train split has 64 images, fewer than the 10 default batches of 32 need.
     code, out, err = run(capsys, "quantize", tiny_run, "--method", "int8", "--out", tmp_path / "q")
     assert_usage_error(code, out, err, "calibration_batches=10", "64 images fill 2 batches of 32", "Use at most 2 batches")
