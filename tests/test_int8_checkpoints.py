@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 import fcnnzoo
 from fcnnzoo import cli
 from fcnnzoo import workflows
+from fcnnzoo.data import DatasetSplits
 from fcnnzoo.data import renormalize
 from fcnnzoo.int8_layers import StaticInt8ConvReLUPool
 from fcnnzoo.int8_layers import StaticInt8Linear
 from fcnnzoo.specs import ArchitectureSpec
+from fcnnzoo.specs import DatasetSpec
 from fcnnzoo.training import evaluate
 from cli_runs import assert_usage_error
 from cli_runs import run
@@ -262,3 +267,59 @@ def test_calibration_options_python_api(tiny_run, tmp_path):
 def test_cli_calibration_defaults_match_workflows():
     assert cli._DEFAULT_CALIBRATION_BATCHES == workflows.DEFAULT_CALIBRATION_BATCHES
     assert cli._DEFAULT_CALIBRATION_BATCH_SIZE == workflows.DEFAULT_CALIBRATION_BATCH_SIZE
+
+
+class ConstantImagesPlugin:
+    """Registers ``constant``: two classes whose train images are all 0.5, so calibration sees constant data."""
+
+    @fcnnzoo.hookimpl
+    def fcnnzoo_register_datasets(self) -> list[DatasetSpec]:
+        def load(data_dir: Any = None) -> DatasetSplits:
+            labels = torch.arange(32) % 2
+            images = torch.full((32, 1, 28, 28), 0.5)
+            test_images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+            return DatasetSplits("constant", TensorDataset(images, labels), TensorDataset(test_images, labels[:16]), ["a", "b"], (0.0,), (1.0,), (28, 28), 1)
+
+        return [DatasetSpec(name="constant", factory=load, description="test-only constant images")]
+
+
+def test_quantize_int8_constant_calibration_data(test_components, tmp_path, capsys):
+    fcnnzoo.register_plugin(ConstantImagesPlugin(), name="constant-images")
+    try:
+        source = tmp_path / "tiny"
+        code, _, err = run(capsys, "train", "tiny_cnn", "--dataset", "constant", "--epochs", "1", "--out", source)
+        assert code == 0, err
+        code, out, err = run(capsys, "quantize", source, "--method", "int8", "--calib-batches", "1", "--out", tmp_path / "q", "--json")
+    finally:
+        fcnnzoo.unregister_plugin("constant-images")
+    assert code == 0, err
+    assert "every calibration value of the input of layer 'block' is 0.5" in err
+    loaded = fcnnzoo.load(tmp_path / "q")
+    assert float(loaded.block.input_scale) == pytest.approx(0.5 / 255)
+    for key, tensor in loaded.state_dict().items():
+        if key.endswith("scale"):
+            assert bool(torch.isfinite(tensor).all()), key
+            assert bool((tensor > 0).all()), key
+    # The test images in [0, 1) go past the calibrated 0.5 and saturate instead of producing NaN.
+    assert bool(torch.isfinite(loaded(torch.rand(4, 1, 28, 28))).all())
+
+
+def _docs_python_example() -> str:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "quantization.md").read_text(encoding="utf-8")
+    section = text.split("## From Python", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert match is not None, "docs/quantization.md has no python block under '## From Python'"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_docs_python_example_runs(fcnn_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(fcnn_run["path"], tmp_path / "runs" / "fcnn")
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(_docs_python_example(), "docs/quantization.md", "exec"), namespace)
+    accuracy = float(capsys.readouterr().out.strip())
+    assert accuracy >= fcnn_run["test_accuracy"] - MAX_ACCURACY_DROP
+    images = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(namespace["restored"](images), namespace["quantized"](images))
