@@ -11,6 +11,7 @@ import pytest
 
 import fcnnzoo
 from fcnnzoo import hookspecs
+from fcnnzoo.builtin.quantizers import fcnnzoo_register_quantizers
 from fcnnzoo.registry import PluginError
 from fcnnzoo.registry import PluginWarning
 from fcnnzoo.registry import Registry
@@ -19,6 +20,9 @@ from fcnnzoo.specs import AugmenterSpec
 from fcnnzoo.specs import DatasetSpec
 from fcnnzoo.specs import QuantizerSpec
 from fcnnzoo.testing import isolated_registry
+
+# The names that the built-in quantizers plugin registers, each listed once.
+BUILTIN_QUANTIZERS = sorted(spec.name for spec in fcnnzoo_register_quantizers())
 
 GROUP = "test_fcnnzoo_plugins_group"
 
@@ -138,7 +142,7 @@ def test_entry_point_to_registered_builtin_listed_once(plugin_dir):
     install_distribution(plugin_dir, "fcnnzoo-alias", {"alias": "fcnnzoo.builtin.quantizers"})
 
     registry = Registry(builtin_plugins=("fcnnzoo.builtin.quantizers",), entry_point_group=GROUP)
-    assert [spec.name for spec in registry.specs("quantizer")] == ["int8", "int8_weight_only"]
+    assert [spec.name for spec in registry.specs("quantizer")] == BUILTIN_QUANTIZERS
     assert list(infos_of(registry)) == ["fcnnzoo.builtin.quantizers"]
 
 
@@ -309,7 +313,7 @@ def _bad_plugin_registry(plugin_dir: Path, body: str) -> tuple[Registry, fcnnzoo
     with pytest.warns(PluginWarning, match="Skipped a broken plugin"):
         registry.load()
     assert [spec.name for spec in registry.specs("architecture")] == ["healthy"]
-    assert [spec.name for spec in registry.specs("quantizer")] == ["int8", "int8_weight_only"]
+    assert [spec.name for spec in registry.specs("quantizer")] == BUILTIN_QUANTIZERS
     infos = infos_of(registry)
     assert infos["good"].status == "ok"
     assert infos["bad"].status == "broken"
