@@ -1,8 +1,8 @@
 """Activation observers of static int8 quantization: they choose a uint8 range from calibration data.
 
-An observer sees every calibration batch of one activation through
-:meth:`Observer.observe` and then returns the per-tensor affine parameters
-with :meth:`Observer.quantization_parameters`. Three observers exist:
+:meth:`Observer.observe` receives every calibration batch of one
+activation, and :meth:`Observer.quantization_parameters` then returns the
+per-tensor affine parameters. Three observers exist:
 
 - ``minmax`` takes the smallest and largest value seen.
 - ``percentile`` clips both tails: the range runs from the ``100 - p``-th to
@@ -40,9 +40,10 @@ __all__ = [
     "create_observer",
 ]
 
-# The smallest activation scale, float32 machine epsilon as in PyTorch's own
-# observers. A range narrower than 255 of these (such as constant calibration
-# data of 0) gets this scale, so 1 / scale stays finite.
+# The smallest activation scale: float32 machine epsilon, the default ``eps``
+# of the observers in torch.ao.quantization (PyTorch 2.13). A range narrower
+# than 255 of these (such as constant calibration data of 0) gets this scale,
+# so 1 / scale stays finite.
 MIN_ACTIVATION_SCALE: Final = float(torch.finfo(torch.float32).eps)
 DEFAULT_PERCENTILE: Final = 99.99
 DEFAULT_MSE_CANDIDATES: Final = 100
@@ -86,7 +87,7 @@ def affine_parameters(low: float, high: float) -> tuple[float, int]:
 
 
 class Observer:
-    """Base class: records calibration values of one activation and chooses its range."""
+    """Base class of the observers, which record the calibration values of one activation and choose its range."""
 
     name: str = "observer"
 

@@ -518,3 +518,13 @@ def test_nan_weight_names_layer():
         model[3].weight[0, 0] = math.nan
     with pytest.raises(ValueError, match="Cannot quantize layer '3': its weight contains NaN or infinity"):
         _quantize(model)
+
+
+def test_weight_only_ignores_calibration():
+    model = _chain_model()
+    quantizer = fcnnzoo.create_quantizer("int8_weight_only")
+    assert quantizer.needs_calibration is False
+    with_data = quantizer.quantize(model, calibration=_calibration())
+    without_data = quantizer.quantize(model)
+    x = _images(3, 6)
+    assert torch.equal(with_data(x), without_data(x))
