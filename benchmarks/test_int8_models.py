@@ -1,7 +1,7 @@
 """Speed of static int8 ``fcnn`` inference against the float fused model.
 
-One group, ``fcnn int8 inference, batch 256``, holds three variants of the
-same seeded network on the same digits images: the float model on the fused
+One group, ``fcnn int8 inference, batch 256``, contains three variants of
+the same seeded network on the same digits images: the float model on the fused
 kernel, the float model on the PyTorch composite, and the ``int8`` model
 calibrated on those images. Every benchmark checks that the int8 logits
 stay close to the float logits and pick the same class for almost every image.
