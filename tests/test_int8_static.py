@@ -528,3 +528,17 @@ def test_weight_only_ignores_calibration():
     without_data = quantizer.quantize(model)
     x = _images(3, 6)
     assert torch.equal(with_data(x), without_data(x))
+
+
+def test_nonfinite_inputs_give_finite_outputs():
+    quantized = _quantize(_chain_model())
+    x = _images(3, 13)
+    x[0, 0, 2, 2] = math.inf
+    x[1, 0, 5, 5] = -math.inf
+    x[2, 0, 7, 7] = math.nan
+    output = quantized(x)
+    assert bool(torch.isfinite(output).all())
+    # NaN quantizes to the zero point, which is the real value 0.
+    zeroed = x.clone()
+    zeroed[2, 0, 7, 7] = 0.0
+    assert torch.equal(output[2], quantized(zeroed)[2])
