@@ -204,7 +204,8 @@ def test_forward_op_returns_max_pool2d_window_positions(pool: tuple[int, int, bo
     arguments = {"padding": 1, "pool_kernel": pool_kernel, "pool_stride": pool_stride, "ceil_mode": ceil_mode}
 
     output, indices = torch.ops.fcnnzoo.conv_relu_pool(
-        x.float(), weight.float(), bias.float(), [1, 1], [1, 1], [pool_kernel] * 2, [pool_stride] * 2, ceil_mode
+        x.float(), weight.float(), bias.float(), [1, 1], [1, 1], [1, 1], 1,
+        [pool_kernel] * 2, [pool_stride] * 2, [0, 0], [1, 1], ceil_mode,
     )
 
     assert indices.dtype == torch.uint8
@@ -221,20 +222,24 @@ def test_backward_op_matches_composite() -> None:
     weight = torch.randn(3, 2, 3, 3, generator=generator)
     bias = torch.randn(3, generator=generator)
     grad_output = torch.randn(2, 3, 3, 3, generator=generator)
-    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False)
+    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, *PLAIN_ARGUMENTS)
     grads = torch.ops.fcnnzoo.conv_relu_pool_backward(
-        grad_output, x, weight, output, indices, [1, 1], [1, 1], [2, 2], [2, 2], False, [True, True, True]
+        grad_output, x, weight, output, indices, *PLAIN_ARGUMENTS, [True, True, True]
     )
     _, expected = gradients(composite, [x, weight, bias], grad_output, padding=1)
     for grad, reference in zip(grads, expected, strict=True):
         torch.testing.assert_close(grad, reference, rtol=RTOL, atol=ATOL)
 
 
+# The op's arguments after x, weight and bias: stride, padding, dilation,
+# groups, pool_kernel, pool_stride, pool_padding, pool_dilation, ceil_mode.
+PLAIN_ARGUMENTS = ([1, 1], [1, 1], [1, 1], 1, [2, 2], [2, 2], [0, 0], [1, 1], False)
+
 OPCHECK_CASES = [
-    ((2, 3, 10, 10), (5, 3, 3, 3), True, [1, 1], [1, 1], [2, 2], [2, 2], False),
-    ((1, 1, 28, 28), (8, 1, 3, 3), True, [1, 1], [0, 0], [2, 2], [2, 2], False),
-    ((2, 2, 11, 9), (4, 2, 3, 2), False, [2, 1], [0, 1], [3, 3], [2, 2], True),
-    ((3, 4, 8, 8), (6, 4, 1, 1), True, [1, 1], [0, 0], [2, 3], [1, 2], False),
+    ((2, 3, 10, 10), (5, 3, 3, 3), True, *PLAIN_ARGUMENTS),
+    ((1, 1, 28, 28), (8, 1, 3, 3), True, [1, 1], [0, 0], [1, 1], 1, [2, 2], [2, 2], [0, 0], [1, 1], False),
+    ((2, 2, 11, 9), (4, 2, 3, 2), False, [2, 1], [0, 1], [1, 1], 1, [3, 3], [2, 2], [0, 0], [1, 1], True),
+    ((3, 4, 8, 8), (6, 4, 1, 1), True, [1, 1], [0, 0], [1, 1], 1, [2, 3], [1, 2], [0, 0], [1, 1], False),
 ]
 
 
@@ -252,10 +257,10 @@ def test_opcheck(case: tuple[Any, ...]) -> None:
 def test_backward_opcheck(output_mask: list[bool]) -> None:
     x, weight, bias = torch.randn(2, 3, 9, 9), torch.randn(4, 3, 3, 3), torch.randn(4)
     grad_output = torch.randn(2, 4, 4, 4)
-    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False)
+    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, *PLAIN_ARGUMENTS)
     torch.library.opcheck(
         torch.ops.fcnnzoo.conv_relu_pool_backward.default,
-        (grad_output, x, weight, output, indices, [1, 1], [1, 1], [2, 2], [2, 2], False, output_mask),
+        (grad_output, x, weight, output, indices, *PLAIN_ARGUMENTS, output_mask),
         test_utils=("test_schema", "test_faketensor"),
     )
 
