@@ -1,8 +1,8 @@
 """Normalization and output-size rules of the conv2d and max_pool2d arguments of the fused op.
 
 The rules follow ``torch.nn.functional.conv2d`` and ``max_pool2d`` in
-PyTorch 2.13: sizes are an int or a sequence of one or two ints, the
-convolution padding may also be ``"same"`` or ``"valid"``, and invalid values
+PyTorch 2.13. Sizes are an int or a sequence of one or two ints, and the
+convolution padding may also be ``"same"`` or ``"valid"``. Invalid values
 raise :class:`ConvPoolArgumentError`, which is both a ``ValueError`` and the
 ``RuntimeError`` that PyTorch raises for the same values. This module imports
 no torch.

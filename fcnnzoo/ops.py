@@ -233,12 +233,13 @@ def select_implementation(
         return f"pool_kernel {arguments.pool_kernel} has more than {_MAX_FUSED_WINDOW} positions"
     if arguments.padding_extra != (0, 0):
         return "padding='same' with an even dilated kernel pads one more row or column below or right"
-    if arguments.dilation != (1, 1):
-        return f"dilation {arguments.dilation}"
-    if arguments.groups != 1:
-        return f"groups={arguments.groups}"
-    if arguments.pool_padding != (0, 0):
-        return f"pool_padding {arguments.pool_padding}"
+    out_per_group = weight.shape[0] // arguments.groups
+    depthwise = arguments.groups == x.shape[1] == weight.shape[0]
+    if arguments.groups != 1 and not depthwise and out_per_group % _GROUP_CHANNEL_MULTIPLE != 0:
+        return (
+            f"groups={arguments.groups} with {out_per_group} output channels per group "
+            f"(the kernel takes depthwise calls and multiples of {_GROUP_CHANNEL_MULTIPLE})"
+        )
     if arguments.pool_dilation != (1, 1):
         return f"pool_dilation {arguments.pool_dilation}"
     return None
@@ -342,13 +343,14 @@ def conv_relu_pool(
             floating point or their dtypes differ, a size argument is not
             an int or a pair of ints, ``groups`` is not an int or
             ``ceil_mode`` not a bool.
-        ValueError: if the tensors are on different devices, and, as a
-            :class:`ConvPoolArgumentError` (also the ``RuntimeError`` that
-            PyTorch raises), if a tensor has the wrong rank or shape, the
-            channel counts do not match ``groups``, a size, stride or
-            dilation is not positive, a padding is negative or invalid, the
-            pool padding exceeds half the pool window, the kernel is larger
-            than the padded input, or the output would be empty.
+        ValueError: if the tensors are on different devices. The other
+            invalid values raise :class:`ConvPoolArgumentError`, a
+            ValueError that is also the ``RuntimeError`` PyTorch raises:
+            a tensor of the wrong rank or shape, channel counts that do not
+            match ``groups``, a size, stride or dilation that is not
+            positive, a negative or unknown padding, a pool padding above
+            half of ``pool_kernel``, a kernel larger than the padded input,
+            or an empty output.
     """
     arguments, pooled_hw = validate_call(
         x,
@@ -422,8 +424,11 @@ def native_settings(arguments: ConvPoolArguments) -> dict[str, Any]:
     return dict(
         stride=arguments.stride,
         padding=arguments.padding,
+        dilation=arguments.dilation,
+        groups=arguments.groups,
         pool_kernel=arguments.pool_kernel,
         pool_stride=arguments.pool_stride,
+        pool_padding=arguments.pool_padding,
         ceil_mode=arguments.ceil_mode,
     )
 
@@ -559,11 +564,11 @@ def _conv_relu_pool_fake(
 def _uses_sparse_backward(arguments: ConvPoolArguments) -> bool:
     """Return whether the C++ backward that works from the pooling winners covers these arguments.
 
-    It covers plain convolutions. For dilation and groups the backward
-    spreads the winners' gradient into the convolution output and runs
-    PyTorch's convolution backward instead.
+    It covers plain convolutions without pool padding. For the others the
+    backward spreads the winners' gradient into the convolution output and
+    runs PyTorch's convolution backward instead.
     """
-    return arguments.dilation == (1, 1) and arguments.groups == 1
+    return arguments.dilation == (1, 1) and arguments.groups == 1 and arguments.pool_padding == (0, 0)
 
 
 @torch.library.custom_op("fcnnzoo::conv_relu_pool_backward", mutates_args=())
@@ -595,7 +600,7 @@ def _conv_relu_pool_backward_op(
     lets it pass, ties, zeros and NaN handled as in PyTorch. For plain
     convolutions the C++ backward works from those winners alone. When x
     or the weight holds NaN or infinity, whose products with the zero
-    gradients elsewhere are NaN, and for dilated or grouped convolutions,
+    gradients elsewhere are NaN, and for dilation, groups or pool padding,
     the winners' gradient is instead spread into the full convolution
     output and PyTorch's convolution backward computes the three
     gradients, so the result matches the composite's in those cases too.
@@ -614,7 +619,11 @@ def _conv_relu_pool_backward_op(
             _as_array(x),
             _as_array(weight),
             *(None if grad is None else grad.numpy() for grad in grads),
-            **settings,
+            stride=arguments.stride,
+            padding=arguments.padding,
+            pool_kernel=arguments.pool_kernel,
+            pool_stride=arguments.pool_stride,
+            ceil_mode=arguments.ceil_mode,
             num_threads=torch.get_num_threads(),
         )
         if finite:

@@ -240,6 +240,9 @@ OPCHECK_CASES = [
     ((1, 1, 28, 28), (8, 1, 3, 3), True, [1, 1], [0, 0], [1, 1], 1, [2, 2], [2, 2], [0, 0], [1, 1], False),
     ((2, 2, 11, 9), (4, 2, 3, 2), False, [2, 1], [0, 1], [1, 1], 1, [3, 3], [2, 2], [0, 0], [1, 1], True),
     ((3, 4, 8, 8), (6, 4, 1, 1), True, [1, 1], [0, 0], [1, 1], 1, [2, 3], [1, 2], [0, 0], [1, 1], False),
+    ((2, 8, 9, 9), (8, 1, 3, 3), True, [1, 1], [1, 1], [1, 1], 8, [3, 3], [2, 2], [1, 1], [1, 1], False),
+    ((2, 3, 12, 11), (5, 3, 3, 2), True, [1, 2], [2, 1], [2, 3], 1, [2, 2], [2, 2], [0, 0], [1, 1], True),
+    ((1, 4, 8, 8), (32, 2, 3, 3), False, [1, 1], [1, 1], [1, 1], 2, [3, 2], [2, 1], [1, 1], [1, 1], True),
 ]
 
 
@@ -251,6 +254,16 @@ def test_opcheck(case: tuple[Any, ...]) -> None:
     weight = torch.randn(weight_shape, generator=generator, requires_grad=True)
     bias = torch.randn(weight_shape[0], generator=generator, requires_grad=True) if has_bias else None
     torch.library.opcheck(torch.ops.fcnnzoo.conv_relu_pool.default, (x, weight, bias, *arguments))
+
+
+def test_gradcheck_float64_every_argument() -> None:
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(4, 2, 3, 2, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, generator=generator, requires_grad=True)
+    arguments = {"padding": "same", "dilation": (2, 1), "groups": 2, "pool_kernel": 3, "pool_stride": 2,
+                 "pool_padding": 1, "pool_dilation": (1, 2), "ceil_mode": True}
+    assert torch.autograd.gradcheck(lambda *inputs: conv_relu_pool(*inputs, **arguments), (x, weight, bias))
 
 
 @pytest.mark.parametrize("output_mask", [[True, True, True], [False, True, True], [True, False, False]])

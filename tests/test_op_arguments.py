@@ -66,7 +66,8 @@ def per_axis(values: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
 def calls(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, Any]]:
     groups = draw(st.sampled_from([1, 1, 2, 3, 4]))
     in_per_group = draw(st.integers(1, 3))
-    out_per_group = draw(st.integers(1, 3))
+    # 16 output channels per group is the smallest grouped case that the C++ kernel computes.
+    out_per_group = draw(st.sampled_from([1, 2, 3, 16]))
     depthwise = draw(st.booleans())
     if depthwise:
         in_per_group, out_per_group = 1, 1
@@ -353,3 +354,92 @@ def test_compile_and_export_match_eager(arguments: dict[str, Any]) -> None:
     with torch.no_grad():
         torch.testing.assert_close(exported.module()(x), expected, rtol=RTOL, atol=ATOL)
 
+
+
+def test_select_implementation_native_cases() -> None:
+    x, weight, bias = random_call(1, 8, 8, 8, (12, 12), (3, 3))
+    assert select_implementation(x, weight, bias, normalize_arguments((3, 3), groups=8)) is None
+    assert select_implementation(x, weight[:, :4], bias, normalize_arguments((3, 3), groups=2)) is not None
+    x, weight, bias = random_call(1, 4, 32, 2, (12, 12), (3, 3))
+    assert select_implementation(x, weight, bias, normalize_arguments((3, 3), groups=2)) is None
+    assert select_implementation(x, weight, bias, normalize_arguments((3, 3), groups=2, dilation=(2, 3))) is None
+    pool_padding = normalize_arguments((3, 3), groups=2, pool_kernel=3, pool_padding=1)
+    assert select_implementation(x, weight, bias, pool_padding) is None
+    pool_dilation = normalize_arguments((3, 3), pool_dilation=2)
+    assert "pool_dilation (2, 2)" in select_implementation(x, weight[:, :2].repeat(1, 2, 1, 1), bias, pool_dilation)
+    x, weight, bias = random_call(1, 6, 9, 3, (12, 12), (3, 3))
+    reason = select_implementation(x, weight, bias, normalize_arguments((3, 3), groups=3))
+    assert "groups=3 with 3 output channels per group" in reason
+
+
+def composite_window_positions(conv: torch.Tensor, flat: torch.Tensor, arguments: dict[str, Any]) -> torch.Tensor:
+    """Turn max_pool2d's flat indices into positions inside the padded window, row * window width + column."""
+    kernel_h, kernel_w = arguments["pool_kernel"]
+    stride_h, stride_w = arguments["pool_stride"]
+    pad_h, pad_w = arguments["pool_padding"]
+    rows = flat // conv.shape[3] - (torch.arange(flat.shape[2]).view(-1, 1) * stride_h - pad_h)
+    columns = flat % conv.shape[3] - (torch.arange(flat.shape[3]) * stride_w - pad_w)
+    return rows * kernel_w + columns
+
+
+# (in_channels, out_channels, groups, (H, W), (kh, kw), native arguments)
+NATIVE_CASES = [
+    pytest.param(20, 20, 20, (11, 13), (3, 3), {"padding": (1, 1), "dilation": (1, 1)}, id="depthwise"),
+    pytest.param(9, 9, 9, (12, 12), (3, 2), {"padding": (2, 0), "dilation": (2, 3)}, id="depthwise-dilated"),
+    pytest.param(4, 64, 2, (10, 9), (3, 3), {"padding": (1, 0), "dilation": (1, 1)}, id="groups-2-of-32"),
+    pytest.param(6, 32, 2, (10, 10), (2, 3), {"padding": (0, 0), "dilation": (1, 1)}, id="groups-2-of-16"),
+    pytest.param(3, 7, 1, (14, 15), (3, 3), {"padding": (0, 1), "dilation": (3, 2)}, id="dilated"),
+    pytest.param(
+        3, 17, 1, (11, 11), (3, 3), {"padding": (1, 1), "dilation": (1, 1), "pool_kernel": (3, 3),
+                                     "pool_stride": (2, 2), "pool_padding": (1, 1)}, id="pool-padding"
+    ),
+    pytest.param(
+        16, 16, 16, (10, 9), (3, 3), {"padding": (1, 1), "dilation": (2, 2), "pool_kernel": (3, 2),
+                                      "pool_stride": (1, 2), "pool_padding": (1, 1), "ceil_mode": True},
+        id="depthwise-pool-padding-ceil",
+    ),
+    pytest.param(
+        2, 5, 1, (9, 9), (1, 1), {"padding": (0, 0), "dilation": (1, 1), "pool_kernel": (2, 2),
+                                  "pool_stride": (1, 1), "pool_padding": (1, 1)}, id="pool-padding-stride-1"
+    ),
+]
+
+
+@pytest.mark.parametrize(("in_channels", "out_channels", "groups", "size", "kernel", "native"), NATIVE_CASES)
+def test_every_native_kernel_matches_composite(
+    in_channels: int, out_channels: int, groups: int, size: tuple[int, int], kernel: tuple[int, int], native: dict
+) -> None:
+    from fcnnzoo import _C
+
+    x, weight, bias = random_call(2, in_channels, out_channels, groups, size, kernel, seed=4)
+    arguments = {"stride": (1, 1), "pool_kernel": (2, 2), "pool_stride": (2, 2), "pool_padding": (0, 0),
+                 "ceil_mode": False, **native}
+    conv = F.relu(F.conv2d(x, weight, bias, arguments["stride"], arguments["padding"], arguments["dilation"], groups))
+    expected, flat = F.max_pool2d(conv, arguments["pool_kernel"], arguments["pool_stride"], arguments["pool_padding"],
+                                  ceil_mode=arguments["ceil_mode"], return_indices=True)
+    positions = composite_window_positions(conv, flat, arguments)
+    names = [name for name in _C.supported_kernels() if not name.startswith("winograd")]
+    assert "reference" in names
+
+    for name in names:
+        output = torch.empty_like(expected)
+        indices = torch.empty(expected.shape, dtype=torch.uint8)
+        _C.conv_relu_pool_forward(x.numpy(), weight.numpy(), bias.numpy(), output.numpy(), **arguments, groups=groups,
+                                  num_threads=2, kernel=name, indices=indices.numpy())
+        torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL, msg=name)
+        positive = expected > 0
+        assert torch.equal(indices.long()[positive], positions[positive]), name
+
+
+@pytest.mark.parametrize("groups", [1, 8], ids=["plain", "depthwise"])
+def test_module_inference_plan_matches_composite(groups: int) -> None:
+    torch.manual_seed(4)
+    layer = ConvReLUPool(8, 8, 3, padding="same", dilation=2, groups=groups, pool_kernel=3, pool_stride=2,
+                         pool_padding=1, ceil_mode=True).eval()
+    x = torch.randn(3, 8, 13, 13)
+    with torch.no_grad():
+        first = layer(x)
+        second = layer(x)
+        expected = composite(x, layer.weight, layer.bias, **layer.op_settings())
+    torch.testing.assert_close(first, expected, rtol=RTOL, atol=ATOL)
+    assert torch.equal(first, second)
