@@ -333,16 +333,16 @@ def test_module_fused_and_composite_agree_in_training() -> None:
 
 
 @pytest.mark.parametrize(
-    "arguments",
+    ("arguments", "fused"),
     [
-        {"groups": 8, "padding": 1},
-        {"dilation": 2, "padding": 2},
-        {"pool_kernel": 3, "pool_stride": 2, "pool_padding": 1},
-        {"padding": "same", "pool_dilation": 2},
+        ({"groups": 8, "padding": 1}, True),
+        ({"dilation": 2, "padding": 2}, True),
+        ({"pool_kernel": 3, "pool_stride": 2, "pool_padding": 1}, True),
+        ({"padding": "same", "pool_dilation": 2}, False),
     ],
     ids=["depthwise", "dilated", "pool-padding", "same-pool-dilation"],
 )
-def test_compile_and_export_match_eager(arguments: dict[str, Any]) -> None:
+def test_compile_and_export_match_eager(arguments: dict[str, Any], fused: bool) -> None:
     torch.manual_seed(3)
     layer = ConvReLUPool(8, 8, 3, **arguments).eval()
     x = torch.randn(2, 8, 12, 12)
@@ -350,9 +350,29 @@ def test_compile_and_export_match_eager(arguments: dict[str, Any]) -> None:
         expected = composite(x, layer.weight, layer.bias, **layer.op_settings())
         compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
         torch.testing.assert_close(compiled(x), expected, rtol=RTOL, atol=ATOL)
+
     exported = torch.export.export(layer, (x,))
+    targets = [node.target for node in exported.graph.nodes]
+    assert (torch.ops.fcnnzoo.conv_relu_pool.default in targets) == fused
     with torch.no_grad():
         torch.testing.assert_close(exported.module()(x), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_compiled_depthwise_training_matches_composite() -> None:
+    torch.manual_seed(5)
+    layer = ConvReLUPool(16, 16, 3, padding=1, dilation=(1, 2), groups=16, pool_kernel=3, pool_stride=2, pool_padding=1)
+    reference = copy.deepcopy(layer)
+    reference.fused = False
+    x = torch.randn(2, 16, 11, 11)
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+
+    output = compiled(x)
+    expected = reference(x)
+    torch.testing.assert_close(output, expected, rtol=RTOL, atol=ATOL)
+    output.square().sum().backward()
+    expected.square().sum().backward()
+    torch.testing.assert_close(layer.weight.grad, reference.weight.grad, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(layer.bias.grad, reference.bias.grad, rtol=RTOL, atol=ATOL)
 
 
 
