@@ -633,12 +633,30 @@ FCNNZOO_INLINE SourceView prepare_depthwise_source(const KernelPlan& plan, int64
   __builtin_memset(image_scratch, 0, static_cast<size_t>(plan.source_height * width * kLanes) * sizeof(float));
   const int64_t row_end = min_of(shape.padding_height + shape.in_height, plan.source_height);
   const int64_t column_end = min_of(shape.padding_width + shape.in_width, width);
+  using Vector = typename VectorOf<kLanes>::Type;
+  const int64_t count = column_end - shape.padding_width;
   for (int64_t y = shape.padding_height; y < row_end; ++y) {
     const float* row = input + (y - shape.padding_height) * shape.in_width;
-    float* target = image_scratch + y * width * kLanes;
-    for (int64_t x = shape.padding_width; x < column_end; ++x) {
+    float* target = image_scratch + (y * width + shape.padding_width) * kLanes;
+    int64_t x = 0;
+    // Full blocks of kLanes channels x kLanes columns are transposed in registers.
+    if (lanes == kLanes) {
+      for (; x + kLanes <= count; x += kLanes) {
+        Vector rows[kLanes];
+#pragma GCC unroll 16
+        for (int lane = 0; lane < kLanes; ++lane) {
+          rows[lane] = load_vector<Vector>(row + lane * plane + x);
+        }
+        transpose<kLanes>(rows);
+#pragma GCC unroll 16
+        for (int index = 0; index < kLanes; ++index) {
+          store_vector(target + (x + index) * kLanes, rows[index]);
+        }
+      }
+    }
+    for (; x < count; ++x) {
       for (int64_t lane = 0; lane < lanes; ++lane) {
-        target[x * kLanes + lane] = row[lane * plane + x - shape.padding_width];
+        target[x * kLanes + lane] = row[lane * plane + x];
       }
     }
   }
