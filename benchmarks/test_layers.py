@@ -43,25 +43,31 @@ class LayerShape:
     size: tuple[int, int]
     padding: int = 0
     kernel_size: int = 3
+    dilation: int = 1
+    groups: int = 1
 
     def conv_size(self) -> tuple[int, int]:
         """Return the (height, width) of the convolution output before pooling."""
+        dilated = self.dilation * (self.kernel_size - 1) + 1
         return (
-            self.size[0] + 2 * self.padding - self.kernel_size + 1,
-            self.size[1] + 2 * self.padding - self.kernel_size + 1,
+            self.size[0] + 2 * self.padding - dilated + 1,
+            self.size[1] + 2 * self.padding - dilated + 1,
         )
 
     def describe(self) -> str:
-        """Return the shape as N, C_in -> C_out, HxW, kernel, padding, for extra_info."""
+        """Return the shape as N, C_in -> C_out, HxW, kernel, padding, dilation, groups, for extra_info."""
         return (
             f"N={self.batch}, {self.in_channels}->{self.out_channels}, {self.size[0]}x{self.size[1]}, "
-            f"{self.kernel_size}x{self.kernel_size}, padding {self.padding}, pool {POOL_KERNEL}"
+            f"{self.kernel_size}x{self.kernel_size}, padding {self.padding}, dilation {self.dilation}, "
+            f"groups {self.groups}, pool {POOL_KERNEL}"
         )
 
 
 # layer1 and layer2 are the conv-ReLU-pool layers of the reference network
 # (fcnn). cifar is a first layer on 32x32 RGB images, wide a deeper layer with
 # many channels, and the *_batch1 shapes are single-image inference.
+# depthwise is a MobileNet-style layer (groups = channels) and dilated a
+# layer of a segmentation-style network with dilation 2.
 LAYERS = {
     "layer1": LayerShape(batch=64, in_channels=1, out_channels=32, size=(28, 28)),
     "layer2": LayerShape(batch=64, in_channels=32, out_channels=64, size=(13, 13)),
@@ -69,6 +75,8 @@ LAYERS = {
     "wide": LayerShape(batch=64, in_channels=64, out_channels=128, size=(16, 16), padding=1),
     "layer1_batch1": LayerShape(batch=1, in_channels=1, out_channels=32, size=(28, 28)),
     "layer2_batch1": LayerShape(batch=1, in_channels=32, out_channels=64, size=(13, 13)),
+    "depthwise": LayerShape(batch=64, in_channels=32, out_channels=32, size=(28, 28), padding=1, groups=32),
+    "dilated": LayerShape(batch=64, in_channels=16, out_channels=32, size=(28, 28), padding=2, dilation=2),
 }
 
 
@@ -76,7 +84,8 @@ def flop_count(shape: LayerShape, conv_size: tuple[int, int], out_channels: int 
     """Return the FLOPs (two per multiply-add) of a direct convolution producing conv_size outputs."""
     channels = shape.out_channels if out_channels is None else out_channels
     kernel_area = shape.kernel_size * shape.kernel_size
-    return 2 * shape.batch * channels * conv_size[0] * conv_size[1] * shape.in_channels * kernel_area
+    group_channels = shape.in_channels // shape.groups
+    return 2 * shape.batch * channels * conv_size[0] * conv_size[1] * group_channels * kernel_area
 
 
 def pooled_conv_size(shape: LayerShape) -> tuple[int, int]:
@@ -98,6 +107,8 @@ def select_kernel(shape: LayerShape, x: torch.Tensor, weight: torch.Tensor) -> s
         pool_kernel=(POOL_KERNEL, POOL_KERNEL),
         pool_stride=(POOL_KERNEL, POOL_KERNEL),
         ceil_mode=False,
+        dilation=(shape.dilation, shape.dilation),
+        groups=shape.groups,
     )
 
 
@@ -123,7 +134,7 @@ def make_inputs(shape: LayerShape) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(shape.batch, shape.in_channels, *shape.size, generator=generator)
     weight = torch.randn(
-        shape.out_channels, shape.in_channels, shape.kernel_size, shape.kernel_size, generator=generator
+        shape.out_channels, shape.in_channels // shape.groups, shape.kernel_size, shape.kernel_size, generator=generator
     )
     bias = torch.randn(shape.out_channels, generator=generator)
     return x, weight, bias
@@ -133,10 +144,13 @@ def make_layer(implementation: str, shape: LayerShape) -> Callable[..., torch.Te
     """Return a function (x, weight, bias) -> output for the fused op or the PyTorch composite."""
 
     def torch_eager(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(F.relu(F.conv2d(x, weight, bias, padding=shape.padding)), POOL_KERNEL)
+        conv = F.conv2d(x, weight, bias, padding=shape.padding, dilation=shape.dilation, groups=shape.groups)
+        return F.max_pool2d(F.relu(conv), POOL_KERNEL)
 
     def fcnnzoo_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        return conv_relu_pool(x, weight, bias, padding=shape.padding, pool_kernel=POOL_KERNEL)
+        return conv_relu_pool(
+            x, weight, bias, padding=shape.padding, dilation=shape.dilation, groups=shape.groups, pool_kernel=POOL_KERNEL
+        )
 
     return fcnnzoo_fused if implementation == "fcnnzoo_fused" else torch_eager
 

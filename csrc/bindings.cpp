@@ -122,7 +122,8 @@ bool overlaps(const py::array& first, const py::array& second) {
 
 ConvReluPoolShape make_shape(int64_t batch, int64_t in_channels, int64_t in_height, int64_t in_width,
                              int64_t out_channels, int64_t kernel_height, int64_t kernel_width, Pair stride,
-                             Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
+                             Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode, Pair dilation,
+                             int64_t groups, Pair pool_padding) {
   ConvReluPoolShape shape;
   shape.batch = batch;
   shape.in_channels = in_channels;
@@ -140,33 +141,45 @@ ConvReluPoolShape make_shape(int64_t batch, int64_t in_channels, int64_t in_heig
   shape.pool_stride_height = pool_stride[0];
   shape.pool_stride_width = pool_stride[1];
   shape.ceil_mode = ceil_mode;
+  shape.dilation_height = dilation[0];
+  shape.dilation_width = dilation[1];
+  shape.groups = groups;
+  shape.pool_padding_height = pool_padding[0];
+  shape.pool_padding_width = pool_padding[1];
   return shape;
 }
 
 // The shape of a call given the input and weight shapes. Throws ValueError
-// when the weight's input channels differ from the input's.
+// when the weight's input channels times groups differ from the input's.
 ConvReluPoolShape shape_from_shapes(const std::array<int64_t, 4>& input_shape,
                                     const std::array<int64_t, 4>& weight_shape, Pair stride, Pair padding,
-                                    Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
-  if (weight_shape[1] != input_shape[1]) {
-    throw py::value_error("weight_shape expects " + std::to_string(weight_shape[1]) +
-                          " input channels but input_shape has " + std::to_string(input_shape[1]) + ".");
+                                    Pair pool_kernel, Pair pool_stride, bool ceil_mode, Pair dilation, int64_t groups,
+                                    Pair pool_padding) {
+  if (groups >= 1 && weight_shape[1] * groups != input_shape[1]) {
+    const std::string per_group = groups == 1 ? "" : " per group";
+    const std::string with_groups = groups == 1 ? "" : " with groups=" + std::to_string(groups);
+    throw py::value_error("weight_shape expects " + std::to_string(weight_shape[1]) + " input channels" + per_group +
+                          " but input_shape has " + std::to_string(input_shape[1]) + with_groups + ".");
   }
   return make_shape(input_shape[0], input_shape[1], input_shape[2], input_shape[3], weight_shape[0], weight_shape[2],
-                    weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode);
+                    weight_shape[3], stride, padding, pool_kernel, pool_stride, ceil_mode, dilation, groups,
+                    pool_padding);
 }
 
 // The shape of a call on 4-D input and weight arrays. Throws ValueError when
-// the weight's input channels differ from the input's.
+// the weight's input channels times groups differ from the input's.
 ConvReluPoolShape shape_from_arrays(const py::array& input, const py::array& weight, Pair stride, Pair padding,
-                                    Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
-  if (weight.shape(1) != input.shape(1)) {
+                                    Pair pool_kernel, Pair pool_stride, bool ceil_mode, Pair dilation = {1, 1},
+                                    int64_t groups = 1, Pair pool_padding = {0, 0}) {
+  if (groups >= 1 && weight.shape(1) * groups != input.shape(1)) {
     throw py::value_error("weight expects " + std::to_string(weight.shape(1)) + " input channels (shape " +
                           shape_text(weight) + ") but input has " + std::to_string(input.shape(1)) + " (shape " +
-                          shape_text(input) + ").");
+                          shape_text(input) + ")" + (groups == 1 ? "" : " with groups=" + std::to_string(groups)) +
+                          ".");
   }
   return make_shape(input.shape(0), input.shape(1), input.shape(2), input.shape(3), weight.shape(0), weight.shape(2),
-                    weight.shape(3), stride, padding, pool_kernel, pool_stride, ceil_mode);
+                    weight.shape(3), stride, padding, pool_kernel, pool_stride, ceil_mode, dilation, groups,
+                    pool_padding);
 }
 
 void require_thread_count(int num_threads) {
@@ -176,9 +189,10 @@ void require_thread_count(int num_threads) {
 }
 
 std::string select_kernel(std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape, Pair stride,
-                          Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode) {
-  const ConvReluPoolShape shape =
-      shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel, pool_stride, ceil_mode);
+                          Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode, Pair dilation,
+                          int64_t groups, Pair pool_padding) {
+  const ConvReluPoolShape shape = shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel,
+                                                    pool_stride, ceil_mode, dilation, groups, pool_padding);
   const ConvReluPoolSizes sizes = validate_shape(shape);
   return find_kernel("", shape, sizes).name;
 }
@@ -186,7 +200,8 @@ std::string select_kernel(std::array<int64_t, 4> input_shape, std::array<int64_t
 void conv_relu_pool_forward(const py::object& input_object, const py::object& weight_object,
                             const py::object& bias_object, const py::object& output_object, Pair stride,
                             Pair padding, Pair pool_kernel, Pair pool_stride, bool ceil_mode, int num_threads,
-                            const std::string& kernel_name, const py::object& indices_object) {
+                            const std::string& kernel_name, const py::object& indices_object, Pair dilation,
+                            int64_t groups, Pair pool_padding) {
   const py::array input = require_float_array(input_object, "input", 4);
   const py::array weight = require_float_array(weight_object, "weight", 4);
   py::array output = require_float_array(output_object, "output", 4);
@@ -201,7 +216,8 @@ void conv_relu_pool_forward(const py::object& input_object, const py::object& we
   require_thread_count(num_threads);
 
   const ConvReluPoolShape shape =
-      shape_from_arrays(input, weight, stride, padding, pool_kernel, pool_stride, ceil_mode);
+      shape_from_arrays(input, weight, stride, padding, pool_kernel, pool_stride, ceil_mode, dilation, groups,
+                        pool_padding);
   if (has_bias && bias.shape(0) != shape.out_channels) {
     throw py::value_error("bias must have out_channels=" + std::to_string(shape.out_channels) +
                           " elements, got shape " + shape_text(bias) + ".");
@@ -244,7 +260,8 @@ void conv_relu_pool_conv_gradient_binding(const py::object& grad_output_object, 
                                           const py::object& indices_object, const py::object& grad_conv_object,
                                           std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape,
                                           Pair stride, Pair padding, Pair pool_kernel, Pair pool_stride,
-                                          bool ceil_mode, int num_threads) {
+                                          bool ceil_mode, int num_threads, Pair dilation, int64_t groups,
+                                          Pair pool_padding) {
   const py::array grad_output = require_float_array(grad_output_object, "grad_output", 4);
   const py::array output = require_float_array(output_object, "output", 4);
   const py::array indices = require_uint8_array(indices_object, "indices", 4);
@@ -253,8 +270,8 @@ void conv_relu_pool_conv_gradient_binding(const py::object& grad_output_object, 
     throw py::value_error("grad_conv must be a writeable array.");
   }
   require_thread_count(num_threads);
-  const ConvReluPoolShape shape =
-      shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel, pool_stride, ceil_mode);
+  const ConvReluPoolShape shape = shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel,
+                                                    pool_stride, ceil_mode, dilation, groups, pool_padding);
   const ConvReluPoolSizes sizes = validate_shape(shape);
   require_indexed_window(shape);
   const std::array<int64_t, 4> pooled{shape.batch, shape.out_channels, sizes.pooled_height, sizes.pooled_width};
@@ -351,8 +368,10 @@ bool conv_relu_pool_backward_binding(const py::object& grad_output_object, const
 class ForwardPlan {
  public:
   ForwardPlan(std::array<int64_t, 4> input_shape, std::array<int64_t, 4> weight_shape, Pair stride, Pair padding,
-              Pair pool_kernel, Pair pool_stride, bool ceil_mode, const std::string& kernel_name) {
-    shape_ = shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel, pool_stride, ceil_mode);
+              Pair pool_kernel, Pair pool_stride, bool ceil_mode, const std::string& kernel_name, Pair dilation,
+              int64_t groups, Pair pool_padding) {
+    shape_ = shape_from_shapes(input_shape, weight_shape, stride, padding, pool_kernel, pool_stride, ceil_mode,
+                               dilation, groups, pool_padding);
     sizes_ = validate_shape(shape_);
     weight_shape_ = weight_shape;
     kernel_ = &find_kernel(kernel_name, shape_, sizes_);
@@ -457,11 +476,13 @@ PYBIND11_MODULE(_C, module) {
              py::arg("bias"), py::arg("output"), py::kw_only(), py::arg("stride"), py::arg("padding"),
              py::arg("pool_kernel"), py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("num_threads"),
              py::arg("kernel") = std::string(), py::arg("indices") = py::none(),
+             py::arg("dilation") = fcnnzoo::Pair{1, 1}, py::arg("groups") = 1,
+             py::arg("pool_padding") = fcnnzoo::Pair{0, 0},
              R"doc(Write max_pool2d(relu(conv2d(input, weight, bias))) into output.
 
 Args:
     input: float32 array (N, C, H, W), C-contiguous.
-    weight: float32 array (out_channels, C, kernel_height, kernel_width), C-contiguous.
+    weight: float32 array (out_channels, C / groups, kernel_height, kernel_width), C-contiguous.
     bias: float32 array (out_channels,) or None.
     output: writeable float32 array of the pooled shape, C-contiguous, not
         sharing memory with the other arrays.
@@ -475,6 +496,13 @@ Args:
         row * pool_kernel_width + column: the first maximum in row-major
         order. Only meaningful where the output is positive. Needs windows
         of at most 256 positions.
+    dilation: (height, width) spacing between kernel taps.
+    groups: as in torch.nn.functional.conv2d. The fast kernels take
+        groups=1, depthwise calls and multiples of 16 output channels per
+        group; the reference kernel takes every value.
+    pool_padding: (height, width) negative-infinity padding of the max
+        pool, at most half of pool_kernel. Indices count window positions
+        from the padded window's top-left corner.
 
 Raises:
     TypeError: if an array is not a float32 numpy.ndarray.
@@ -485,6 +513,8 @@ Raises:
              py::arg("output"), py::arg("indices"), py::arg("grad_conv"), py::kw_only(), py::arg("input_shape"),
              py::arg("weight_shape"), py::arg("stride"), py::arg("padding"), py::arg("pool_kernel"),
              py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("num_threads"),
+             py::arg("dilation") = fcnnzoo::Pair{1, 1}, py::arg("groups") = 1,
+             py::arg("pool_padding") = fcnnzoo::Pair{0, 0},
              R"doc(Write the gradient of conv2d's output into grad_conv.
 
 Each pooled value whose output is positive sends its gradient to the
@@ -497,6 +527,7 @@ Args:
     input_shape, weight_shape: shapes of that call's input and weight.
     stride, padding, pool_kernel, pool_stride, ceil_mode: that call's arguments.
     num_threads: threads to use, the caller included (at least 1).
+    dilation, groups, pool_padding: that call's arguments.
 
 Raises:
     TypeError: if an array has the wrong type or dtype.
@@ -508,6 +539,9 @@ Raises:
              py::arg("grad_weight"), py::arg("grad_bias"), py::kw_only(), py::arg("stride"), py::arg("padding"),
              py::arg("pool_kernel"), py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("num_threads"),
              R"doc(Write the gradients of input, weight and bias of the fused op, and return True.
+
+Covers calls without dilation, groups and pool padding only; for the others use
+conv_relu_pool_conv_gradient and PyTorch's convolution backward.
 
 Only the convolution outputs that won a window with a positive or NaN pooled
 value get a gradient, so the work is proportional to the pooled output.
@@ -537,9 +571,11 @@ forward then reuses them until set_weights is called again. The caller
 must call set_weights again whenever the weight or bias values change.
 )doc")
       .def(py::init<std::array<int64_t, 4>, std::array<int64_t, 4>, fcnnzoo::Pair, fcnnzoo::Pair, fcnnzoo::Pair,
-                    fcnnzoo::Pair, bool, const std::string&>(),
+                    fcnnzoo::Pair, bool, const std::string&, fcnnzoo::Pair, int64_t, fcnnzoo::Pair>(),
            py::arg("input_shape"), py::arg("weight_shape"), py::kw_only(), py::arg("stride"), py::arg("padding"),
-           py::arg("pool_kernel"), py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("kernel") = std::string())
+           py::arg("pool_kernel"), py::arg("pool_stride"), py::arg("ceil_mode"), py::arg("kernel") = std::string(),
+           py::arg("dilation") = fcnnzoo::Pair{1, 1}, py::arg("groups") = 1,
+           py::arg("pool_padding") = fcnnzoo::Pair{0, 0})
       .def_property_readonly("kernel", &fcnnzoo::ForwardPlan::kernel_name, "Name of the kernel the plan runs.")
       .def("set_weights", &fcnnzoo::ForwardPlan::set_weights, py::arg("weight"), py::arg("bias"),
            "Keep the float32 weight and bias (or None) arrays and pack them for the kernel.")
@@ -550,7 +586,8 @@ must call set_weights again whenever the weight or bias values change.
 
   module.def("select_kernel", &fcnnzoo::select_kernel, py::arg("input_shape"), py::arg("weight_shape"),
              py::kw_only(), py::arg("stride"), py::arg("padding"), py::arg("pool_kernel"), py::arg("pool_stride"),
-             py::arg("ceil_mode"),
+             py::arg("ceil_mode"), py::arg("dilation") = fcnnzoo::Pair{1, 1}, py::arg("groups") = 1,
+             py::arg("pool_padding") = fcnnzoo::Pair{0, 0},
              R"doc(Return the name of the kernel conv_relu_pool_forward picks by default for these shapes.
 
 Raises:

@@ -52,8 +52,10 @@ void conv_gradient_tasks(void* context, int64_t begin, int64_t end, int /*worker
           continue;
         }
         const int64_t index = indices[position];
-        const int64_t row = py * shape.pool_stride_height + index / shape.pool_kernel_width;
-        const int64_t column = px * shape.pool_stride_width + index % shape.pool_kernel_width;
+        const int64_t row =
+            py * shape.pool_stride_height - shape.pool_padding_height + index / shape.pool_kernel_width;
+        const int64_t column =
+            px * shape.pool_stride_width - shape.pool_padding_width + index % shape.pool_kernel_width;
         // Windows may overlap, so one output can win several of them.
         grad_conv[row * sizes.conv_width + column] += grad_output[position];
       }

@@ -21,6 +21,13 @@
 // writes them to the NCHW output. Convolution outputs that no pooling window
 // covers are never computed.
 //
+// Groups and dilation: a channel block lies inside one group, so its tiles
+// read only that group's input channels, and the kernel taps of a row lie
+// dilation_width columns apart. A depthwise convolution (each output
+// channel reads its own input channel) reads a channels-last copy of the
+// block's kLanes channels instead, so each tap is one vector load and one
+// vector multiply-add for all lanes.
+//
 // Indices: the variants instantiated with kIndices also keep, beside each
 // row-max buffer, the window row of its value, and the horizontal pooling
 // turns it into the window position of each pooled value. A later value
@@ -177,6 +184,8 @@ struct SourceView {
 // Arguments of the innermost loop nest, for one channel block and one row.
 // output_column_stride is the distance between the first inputs of two
 // neighbouring outputs of a row: stride_width * column_stride.
+// kernel_row_stride and kernel_column_stride are the distances between
+// neighbouring kernel taps: the dilation times row_stride or column_stride.
 struct TileContext {
   const float* weights;
   // Distance from a row-max buffer entry to its winning-row entry, and the
@@ -191,23 +200,27 @@ struct TileContext {
   int64_t row_stride;
   int64_t column_stride;
   int64_t output_column_stride;
+  int64_t kernel_row_stride;
+  int64_t kernel_column_stride;
   int64_t merge_row_stride;
 };
 
 // Computes kWidth convolution outputs of one row for one channel block and
 // merges them into merge_rows consecutive row-max buffers. input points at
-// the first input value of the first output (channel 0, kh 0, kw 0). When
-// last_row_starts is set, the last of those buffers belongs to a pooling
-// window that starts at this row, so it is written instead of merged.
+// the first input value of the first output (channel 0, kh 0, kw 0). The
+// buffers from first_written_row on belong to pooling windows whose first
+// row inside the convolution output is this row, so they are written
+// instead of merged.
 // kExactNan selects a merge that keeps NaN; the fast merge drops a NaN value
 // but adds every output to nan_probe, so the caller can detect that case.
 // kUnitStride requires column_stride == output_column_stride == 1. With
 // kIndices, window_row is the row of this convolution row inside the window
-// of the first buffer.
-template <int kLanes, int kWidth, bool kUnitStride, bool kExactNan, bool kIndices>
+// of the first buffer. kDepthwise reads a channels-last source, whose taps
+// are vectors of kLanes channels (column_stride == kLanes).
+template <int kLanes, int kWidth, bool kUnitStride, bool kExactNan, bool kIndices, bool kDepthwise>
 FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename VectorOf<kLanes>::Type& bias,
                                   const float* __restrict__ input, float* __restrict__ row_max, int64_t merge_rows,
-                                  bool last_row_starts, int64_t window_row,
+                                  int64_t first_written_row, int64_t window_row,
                                   typename VectorOf<kLanes>::Type& nan_probe) {
   using Vector = typename VectorOf<kLanes>::Type;
   Vector sums[kWidth];
@@ -220,13 +233,17 @@ FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename Vec
   const float* channel_input = input;
   for (int64_t channel = 0; channel < context.in_channels; ++channel, channel_input += context.channel_stride) {
     const float* row_input = channel_input;
-    for (int64_t kh = 0; kh < context.kernel_height; ++kh, row_input += context.row_stride) {
+    for (int64_t kh = 0; kh < context.kernel_height; ++kh, row_input += context.kernel_row_stride) {
       for (int64_t kw = 0; kw < context.kernel_width; ++kw, weights += kLanes) {
         const Vector weight = load_vector<Vector>(weights);
-        const float* tap = row_input + (kUnitStride ? kw : kw * context.column_stride);
+        const float* tap = row_input + kw * context.kernel_column_stride;
 #pragma GCC unroll 16
         for (int t = 0; t < kWidth; ++t) {
-          sums[t] += weight * tap[kUnitStride ? t : t * context.output_column_stride];
+          if constexpr (kDepthwise) {
+            sums[t] += weight * load_vector<Vector>(tap + t * context.output_column_stride);
+          } else {
+            sums[t] += weight * tap[kUnitStride ? t : t * context.output_column_stride];
+          }
         }
       }
     }
@@ -237,18 +254,18 @@ FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename Vec
   for (int64_t row = 0; row < merge_rows; ++row) {
     float* target = row_max + row * context.merge_row_stride;
     float* winner = target + context.winner_offset;
-    if (last_row_starts && row == merge_rows - 1) {
+    const Vector row_in_window = zero + static_cast<float>(window_row - row * context.pool_stride_height);
+    if (row >= first_written_row) {
 #pragma GCC unroll 16
       for (int t = 0; t < kWidth; ++t) {
         const Vector relu = kExactNan ? nan_propagating_max(sums[t], zero) : fast_max(sums[t], zero);
         store_vector(target + t * kLanes, relu);
         if constexpr (kIndices) {
-          store_vector(winner + t * kLanes, zero);
+          store_vector(winner + t * kLanes, row_in_window);
         }
       }
       continue;
     }
-    const Vector row_in_window = zero + static_cast<float>(window_row - row * context.pool_stride_height);
 #pragma GCC unroll 16
     for (int t = 0; t < kWidth; ++t) {
       const Vector current = load_vector<Vector>(target + t * kLanes);
@@ -275,21 +292,20 @@ FCNNZOO_INLINE void convolve_tile(const TileContext& context, const typename Vec
 
 // Runs convolve_tile with the compile-time width equal to width, which must
 // be in [1, kWidth].
-template <int kLanes, int kWidth, bool kUnitStride, bool kIndices>
+template <int kLanes, int kWidth, bool kUnitStride, bool kIndices, bool kDepthwise>
 FCNNZOO_INLINE void convolve_tile_of_width(int64_t width, const TileContext& context,
                                            const typename VectorOf<kLanes>::Type& bias, const float* input,
-                                           float* row_max, int64_t merge_rows, bool last_row_starts,
+                                           float* row_max, int64_t merge_rows, int64_t first_written_row,
                                            int64_t window_row, typename VectorOf<kLanes>::Type& nan_probe) {
   if constexpr (kWidth > 1) {
     if (width < kWidth) {
-      convolve_tile_of_width<kLanes, kWidth - 1, kUnitStride, kIndices>(width, context, bias, input, row_max,
-                                                                         merge_rows, last_row_starts, window_row,
-                                                                         nan_probe);
+      convolve_tile_of_width<kLanes, kWidth - 1, kUnitStride, kIndices, kDepthwise>(
+          width, context, bias, input, row_max, merge_rows, first_written_row, window_row, nan_probe);
       return;
     }
   }
-  convolve_tile<kLanes, kWidth, kUnitStride, false, kIndices>(context, bias, input, row_max, merge_rows,
-                                                               last_row_starts, window_row, nan_probe);
+  convolve_tile<kLanes, kWidth, kUnitStride, false, kIndices, kDepthwise>(context, bias, input, row_max, merge_rows,
+                                                                           first_written_row, window_row, nan_probe);
 }
 
 // Fills the row-max buffers of pooled rows [first_row, last_row) of one
@@ -297,7 +313,7 @@ FCNNZOO_INLINE void convolve_tile_of_width(int64_t width, const TileContext& con
 // Returns false when the fast merge may have dropped a NaN, in which case
 // the buffers must be recomputed with kExactNan. With kIndices, row_winner
 // receives the window row of each buffer value.
-template <int kLanes, int kMaxTile, bool kExactNan, bool kIndices>
+template <int kLanes, int kMaxTile, bool kExactNan, bool kIndices, bool kDepthwise>
 FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& source, int64_t block, int64_t first_row,
                                   int64_t last_row, float* row_max, float* row_winner) {
   using Vector = typename VectorOf<kLanes>::Type;
@@ -305,53 +321,71 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
   const ConvReluPoolSizes& sizes = plan.sizes;
   const int64_t used_width = sizes.used_conv_width;
   const int64_t merge_row_stride = used_width * kLanes;
-  const int64_t weights_per_block = shape.in_channels * shape.kernel_height * shape.kernel_width * kLanes;
+  const int64_t channels = group_in_channels(shape);
+  const int64_t weights_per_block = channels * shape.kernel_height * shape.kernel_width * kLanes;
   const int64_t output_column_stride = shape.stride_width * source.column_stride;
-  const bool unit_stride = output_column_stride == 1;
+  const bool unit_stride = !kDepthwise && output_column_stride == 1;
+  // The block's group starts at this input channel; a depthwise source holds only the block's channels.
+  const int64_t first_channel =
+      kDepthwise ? 0 : block * kLanes / (shape.out_channels / shape.groups) * channels;
   // Tiles of nearly equal width, at most kMaxTile each.
   const int64_t tile_count = (used_width + kMaxTile - 1) / kMaxTile;
 
   const TileContext context{plan.packed_weight + block * weights_per_block,
                             kIndices ? row_winner - row_max : 0,
                             shape.pool_stride_height,
-                            shape.in_channels,
+                            channels,
                             shape.kernel_height,
                             shape.kernel_width,
                             source.channel_stride,
                             source.row_stride,
                             source.column_stride,
                             output_column_stride,
+                            shape.dilation_height * source.row_stride,
+                            shape.dilation_width * source.column_stride,
                             merge_row_stride};
   const Vector bias = load_vector<Vector>(plan.packed_bias + block * kLanes);
   Vector nan_probe = {};
 
   // Rows are visited in increasing order, so the first row that reaches a
-  // buffer is the one its window starts at, and every buffer is written
-  // before it is merged into.
-  const int64_t conv_begin = first_row * shape.pool_stride_height;
-  const int64_t conv_end =
-      min_of((last_row - 1) * shape.pool_stride_height + shape.pool_kernel_height, sizes.used_conv_height);
+  // buffer is the first row of its window inside the convolution output,
+  // and every buffer is written before it is merged into. A window of
+  // pooled row py covers rows [py * stride - padding, py * stride - padding
+  // + kernel), and its rows above row 0 are pool padding, which never wins.
+  const int64_t pool_padding = shape.pool_padding_height;
+  const int64_t conv_begin = max_of(first_row * shape.pool_stride_height - pool_padding, 0);
+  const int64_t conv_end = min_of((last_row - 1) * shape.pool_stride_height - pool_padding + shape.pool_kernel_height,
+                                  sizes.used_conv_height);
   for (int64_t conv_row = conv_begin; conv_row < conv_end; ++conv_row) {
-    // Pooled rows whose window [py * stride, py * stride + kernel) contains conv_row.
-    int64_t lowest = conv_row < shape.pool_kernel_height
+    const int64_t padded_row = conv_row + pool_padding;
+    int64_t lowest = padded_row < shape.pool_kernel_height
                          ? 0
-                         : (conv_row - shape.pool_kernel_height) / shape.pool_stride_height + 1;
+                         : (padded_row - shape.pool_kernel_height) / shape.pool_stride_height + 1;
     lowest = max_of(lowest, first_row);
-    const int64_t highest = min_of(conv_row / shape.pool_stride_height, last_row - 1);
+    const int64_t highest = min_of(padded_row / shape.pool_stride_height, last_row - 1);
     if (lowest > highest) {
       continue;
     }
     const int64_t merge_rows = highest - lowest + 1;
-    const bool last_row_starts = highest * shape.pool_stride_height == conv_row;
-    const float* row_input = source.data + conv_row * shape.stride_height * source.row_stride;
+    // Window starts grow with py, so the windows that start at this row are
+    // the last ones. Several start at row 0 when the padding clips them.
+    int64_t first_written_row = merge_rows;
+    for (int64_t py = lowest; py <= highest; ++py) {
+      if (max_of(py * shape.pool_stride_height - pool_padding, 0) == conv_row) {
+        first_written_row = py - lowest;
+        break;
+      }
+    }
+    const float* row_input =
+        source.data + first_channel * source.channel_stride + conv_row * shape.stride_height * source.row_stride;
     float* row_target = row_max + (lowest - first_row) * merge_row_stride;
-    const int64_t window_row = conv_row - lowest * shape.pool_stride_height;
+    const int64_t window_row = padded_row - lowest * shape.pool_stride_height;
 
     if (kExactNan) {
       for (int64_t column = 0; column < used_width; ++column) {
-        convolve_tile<kLanes, 1, false, true, kIndices>(context, bias, row_input + column * output_column_stride,
-                                                        row_target + column * kLanes, merge_rows, last_row_starts,
-                                                        window_row, nan_probe);
+        convolve_tile<kLanes, 1, false, true, kIndices, kDepthwise>(
+            context, bias, row_input + column * output_column_stride, row_target + column * kLanes, merge_rows,
+            first_written_row, window_row, nan_probe);
       }
       continue;
     }
@@ -362,13 +396,15 @@ FCNNZOO_INLINE bool convolve_rows(const KernelPlan& plan, const SourceView& sour
       const float* tile_input = row_input + column_begin * output_column_stride;
       float* tile_target = row_target + column_begin * kLanes;
       if (unit_stride) {
-        convolve_tile_of_width<kLanes, kMaxTile, true, kIndices>(column_end - column_begin, context, bias,
-                                                                 tile_input, tile_target, merge_rows,
-                                                                 last_row_starts, window_row, nan_probe);
+        convolve_tile_of_width<kLanes, kMaxTile, true, kIndices, kDepthwise>(column_end - column_begin, context,
+                                                                             bias, tile_input, tile_target,
+                                                                             merge_rows, first_written_row,
+                                                                             window_row, nan_probe);
       } else {
-        convolve_tile_of_width<kLanes, kMaxTile, false, kIndices>(column_end - column_begin, context, bias,
-                                                                  tile_input, tile_target, merge_rows,
-                                                                  last_row_starts, window_row, nan_probe);
+        convolve_tile_of_width<kLanes, kMaxTile, false, kIndices, kDepthwise>(column_end - column_begin, context,
+                                                                              bias, tile_input, tile_target,
+                                                                              merge_rows, first_written_row,
+                                                                              window_row, nan_probe);
       }
     }
   }
@@ -403,12 +439,14 @@ FCNNZOO_INLINE void pool_rows(const KernelPlan& plan, int64_t first_row, int64_t
     const float* row = row_max + row_offset;
     float* target = pooled + target_offset;
     for (int64_t px = 0; px < sizes.pooled_width; ++px) {
-      const int64_t begin = px * shape.pool_stride_width;
+      // The window's columns left of column 0 are pool padding, which never wins.
+      const int64_t begin = px * shape.pool_stride_width - shape.pool_padding_width;
+      const int64_t first = max_of(begin, 0);
       const int64_t end = min_of(begin + shape.pool_kernel_width, sizes.conv_width);
       // The buffers hold ReLU outputs, so nonnegative_max applies.
-      Vector maximum = load_vector<Vector>(row + begin * kLanes);
+      Vector maximum = load_vector<Vector>(row + first * kLanes);
       if constexpr (!kIndices) {
-        for (int64_t column = begin + 1; column < end; ++column) {
+        for (int64_t column = first + 1; column < end; ++column) {
           maximum = nonnegative_max<kLanes>(load_vector<Vector>(row + column * kLanes), maximum);
         }
       } else {
@@ -417,8 +455,8 @@ FCNNZOO_INLINE void pool_rows(const KernelPlan& plan, int64_t first_row, int64_t
         // earlier window row. Between NaN values, the later position in
         // row-major order wins, as in max_pool2d.
         const float* winner = row_winner + row_offset;
-        Vector index = load_vector<Vector>(winner + begin * kLanes) * window_width;
-        for (int64_t column = begin + 1; column < end; ++column) {
+        Vector index = load_vector<Vector>(winner + first * kLanes) * window_width + static_cast<float>(first - begin);
+        for (int64_t column = first + 1; column < end; ++column) {
           const Vector value = load_vector<Vector>(row + column * kLanes);
           const Vector candidate = load_vector<Vector>(winner + column * kLanes) * window_width +
                                    static_cast<float>(column - begin);
@@ -501,7 +539,7 @@ template <int kLanes>
 FCNNZOO_INLINE void pack_weights(const ConvReluPoolShape& shape, const float* weight, const float* bias,
                                  float* packed_weight, float* packed_bias) {
   using Vector = typename VectorOf<kLanes>::Type;
-  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
+  const int64_t taps = group_in_channels(shape) * shape.kernel_height * shape.kernel_width;
   const int64_t block_count = (shape.out_channels + kLanes - 1) / kLanes;
 
   for (int64_t block = 0; block < block_count; ++block) {
@@ -572,6 +610,60 @@ FCNNZOO_INLINE SourceView prepare_source(const KernelPlan& plan, int64_t image, 
   return copy;
 }
 
+// Returns the channels-last copy of the kLanes channels of one block of a
+// depthwise call, with zeros around the input and for the lanes past
+// out_channels: element (y, x, lane) is at data[(y * source_width + x) *
+// kLanes + lane]. cached_key is image * block_count + block of the copy
+// already in image_scratch, or -1.
+template <int kLanes>
+FCNNZOO_INLINE SourceView prepare_depthwise_source(const KernelPlan& plan, int64_t image, int64_t block,
+                                                   float* image_scratch, int64_t& cached_key) {
+  const ConvReluPoolShape& shape = plan.shape;
+  const int64_t width = plan.source_width;
+  const SourceView copy{image_scratch, 0, width * kLanes, kLanes};
+  const int64_t key = image * plan.block_count + block;
+  if (cached_key == key) {
+    return copy;
+  }
+
+  const int64_t plane = shape.in_height * shape.in_width;
+  const int64_t first_channel = block * kLanes;
+  const int64_t lanes = min_of(kLanes, shape.in_channels - first_channel);
+  const float* input = plan.input + (image * shape.in_channels + first_channel) * plane;
+  __builtin_memset(image_scratch, 0, static_cast<size_t>(plan.source_height * width * kLanes) * sizeof(float));
+  const int64_t row_end = min_of(shape.padding_height + shape.in_height, plan.source_height);
+  const int64_t column_end = min_of(shape.padding_width + shape.in_width, width);
+  using Vector = typename VectorOf<kLanes>::Type;
+  const int64_t count = column_end - shape.padding_width;
+  for (int64_t y = shape.padding_height; y < row_end; ++y) {
+    const float* row = input + (y - shape.padding_height) * shape.in_width;
+    float* target = image_scratch + (y * width + shape.padding_width) * kLanes;
+    int64_t x = 0;
+    // Full blocks of kLanes channels x kLanes columns are transposed in registers.
+    if (lanes == kLanes) {
+      for (; x + kLanes <= count; x += kLanes) {
+        Vector rows[kLanes];
+#pragma GCC unroll 16
+        for (int lane = 0; lane < kLanes; ++lane) {
+          rows[lane] = load_vector<Vector>(row + lane * plane + x);
+        }
+        transpose<kLanes>(rows);
+#pragma GCC unroll 16
+        for (int index = 0; index < kLanes; ++index) {
+          store_vector(target + (x + index) * kLanes, rows[index]);
+        }
+      }
+    }
+    for (; x < count; ++x) {
+      for (int64_t lane = 0; lane < lanes; ++lane) {
+        target[x * kLanes + lane] = row[lane * plane + x];
+      }
+    }
+  }
+  cached_key = key;
+  return copy;
+}
+
 // The start of each scratch region of a worker, in KernelPlan order.
 struct WorkerScratch {
   float* image;
@@ -610,11 +702,21 @@ FCNNZOO_INLINE void run_direct_tasks(const KernelPlan& plan, int64_t begin, int6
     const int64_t first_row = row_group * plan.rows_per_task;
     const int64_t last_row = min_of(first_row + plan.rows_per_task, pooled_height);
 
-    const SourceView source = prepare_source(plan, image, scratch.image, plan.cached_image[worker]);
-    if (!convolve_rows<kLanes, kMaxTile, false, kIndices>(plan, source, block, first_row, last_row,
-                                                          scratch.row_max, scratch.row_winner)) {
-      convolve_rows<kLanes, kMaxTile, true, kIndices>(plan, source, block, first_row, last_row, scratch.row_max,
-                                                      scratch.row_winner);
+    if (is_depthwise(plan.shape)) {
+      const SourceView source =
+          prepare_depthwise_source<kLanes>(plan, image, block, scratch.image, plan.cached_image[worker]);
+      if (!convolve_rows<kLanes, kMaxTile, false, kIndices, true>(plan, source, block, first_row, last_row,
+                                                                  scratch.row_max, scratch.row_winner)) {
+        convolve_rows<kLanes, kMaxTile, true, kIndices, true>(plan, source, block, first_row, last_row,
+                                                              scratch.row_max, scratch.row_winner);
+      }
+    } else {
+      const SourceView source = prepare_source(plan, image, scratch.image, plan.cached_image[worker]);
+      if (!convolve_rows<kLanes, kMaxTile, false, kIndices, false>(plan, source, block, first_row, last_row,
+                                                                   scratch.row_max, scratch.row_winner)) {
+        convolve_rows<kLanes, kMaxTile, true, kIndices, false>(plan, source, block, first_row, last_row,
+                                                               scratch.row_max, scratch.row_winner);
+      }
     }
     pool_rows<kLanes, kIndices>(plan, first_row, last_row, scratch.row_max, scratch.row_winner, scratch.pooled,
                                 scratch.pooled_index);

@@ -12,7 +12,10 @@ namespace fcnnzoo {
 namespace {
 
 constexpr const char* kWinogradLimits =
-    "3x3 kernels with stride 1 and a 2x2 max pool with stride 2 whose windows fit the convolution output";
+    "3x3 kernels with stride 1, no dilation and no groups, and a 2x2 max pool with stride 2 and no padding whose "
+    "windows fit the convolution output";
+constexpr const char* kDirectLimits =
+    "groups=1, a depthwise convolution, or a multiple of 16 output channels per group";
 
 // In the order the default choice tries them: for each instruction set,
 // widest first, Winograd before direct.
@@ -20,16 +23,16 @@ const ConvReluPoolKernel kKernels[] = {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
     {"winograd_f2x3_oc16_w14_avx512", cpu_supports_avx512f, winograd_supports, winograd_preferred, kWinogradLimits,
      conv_relu_pool_winograd_f2x3_oc16_w14_avx512, &kAvx512Functions, true},
-    {"direct_oc16_w14_avx512", cpu_supports_avx512f, nullptr, nullptr, "", conv_relu_pool_direct_oc16_w14_avx512,
+    {"direct_oc16_w14_avx512", cpu_supports_avx512f, direct_supports, nullptr, kDirectLimits, conv_relu_pool_direct_oc16_w14_avx512,
      &kAvx512Functions, false},
     {"winograd_f2x3_oc8_w12_avx2", cpu_supports_avx2_fma, winograd_supports, winograd_preferred, kWinogradLimits,
      conv_relu_pool_winograd_f2x3_oc8_w12_avx2, &kAvx2Functions, true},
-    {"direct_oc8_w12_avx2", cpu_supports_avx2_fma, nullptr, nullptr, "", conv_relu_pool_direct_oc8_w12_avx2,
+    {"direct_oc8_w12_avx2", cpu_supports_avx2_fma, direct_supports, nullptr, kDirectLimits, conv_relu_pool_direct_oc8_w12_avx2,
      &kAvx2Functions, false},
 #endif
     {"winograd_f2x3_oc4_w12_generic", cpu_supports_baseline, winograd_supports, winograd_preferred, kWinogradLimits,
      conv_relu_pool_winograd_f2x3_oc4_w12_generic, &kGenericFunctions, true},
-    {"direct_oc4_w12_generic", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_direct_oc4_w12_generic,
+    {"direct_oc4_w12_generic", cpu_supports_baseline, direct_supports, nullptr, kDirectLimits, conv_relu_pool_direct_oc4_w12_generic,
      &kGenericFunctions, false},
     {"reference", cpu_supports_baseline, nullptr, nullptr, "", conv_relu_pool_reference, nullptr, false},
 };

@@ -111,7 +111,7 @@ std::shared_ptr<PackedWeights> pack_for(const IsaFunctions& isa, bool winograd, 
                                         const float* weight, const float* bias) {
   const int64_t lanes = isa.lanes;
   const int64_t block_count = ceil_divide(shape.out_channels, lanes);
-  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
+  const int64_t taps = group_in_channels(shape) * shape.kernel_height * shape.kernel_width;
   const int64_t packed_weight_floats = round_up(block_count * taps * lanes, kScratchAlignmentFloats);
   const int64_t packed_bias_floats = round_up(block_count * lanes, kScratchAlignmentFloats);
   const int64_t padded_channels = winograd ? round_up(shape.in_channels, lanes) : 0;
@@ -178,16 +178,20 @@ void run_direct(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes, 
   CallMemory memory;
   plan_common(plan, shape, sizes, tensors, isa, false, memory);
 
-  const int64_t taps = shape.in_channels * shape.kernel_height * shape.kernel_width;
+  const int64_t taps = group_in_channels(shape) * shape.kernel_height * shape.kernel_width;
   const int64_t planes = shape.batch * plan.block_count;
   const int threads = choose_thread_count(thread_count, planes * sizes.used_conv_height * sizes.used_conv_width * taps);
   split_rows(plan, threads, sizes.used_conv_width * lanes);
 
-  plan.copies_padded_image = shape.padding_height > 0 || shape.padding_width > 0;
+  // A depthwise call always reads a channels-last copy of one block's channels.
+  const bool depthwise = is_depthwise(shape);
+  plan.copies_padded_image = depthwise || shape.padding_height > 0 || shape.padding_width > 0;
   if (plan.copies_padded_image) {
-    plan.source_height = (sizes.used_conv_height - 1) * shape.stride_height + shape.kernel_height;
-    plan.source_width = (sizes.used_conv_width - 1) * shape.stride_width + shape.kernel_width;
-    plan.image_scratch_floats = shape.in_channels * plan.source_height * plan.source_width;
+    plan.source_height =
+        (sizes.used_conv_height - 1) * shape.stride_height + (shape.kernel_height - 1) * shape.dilation_height + 1;
+    plan.source_width =
+        (sizes.used_conv_width - 1) * shape.stride_width + (shape.kernel_width - 1) * shape.dilation_width + 1;
+    plan.image_scratch_floats = (depthwise ? lanes : shape.in_channels) * plan.source_height * plan.source_width;
   } else {
     plan.source_height = shape.in_height;
     plan.source_width = shape.in_width;
@@ -256,8 +260,13 @@ std::shared_ptr<const PackedWeights> pack_weights_for(const ConvReluPoolKernel& 
   return packed;
 }
 
+bool direct_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& /*sizes*/) {
+  return shape.groups == 1 || is_depthwise(shape) || (shape.out_channels / shape.groups) % kGroupChannelMultiple == 0;
+}
+
 bool winograd_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes) {
-  return shape.kernel_height == 3 && shape.kernel_width == 3 && shape.stride_height == 1 && shape.stride_width == 1 &&
+  return shape.groups == 1 && shape.dilation_height == 1 && shape.dilation_width == 1 &&
+         shape.pool_padding_height == 0 && shape.pool_padding_width == 0 && shape.kernel_height == 3 && shape.kernel_width == 3 && shape.stride_height == 1 && shape.stride_width == 1 &&
          shape.pool_kernel_height == 2 && shape.pool_kernel_width == 2 && shape.pool_stride_height == 2 &&
          shape.pool_stride_width == 2 && 2 * sizes.pooled_height <= sizes.conv_height &&
          2 * sizes.pooled_width <= sizes.conv_width;

@@ -44,7 +44,11 @@ void conv_relu_pool_reference(const ConvReluPoolShape& shape, const ConvReluPool
                               const ConvReluPoolTensors& tensors, int thread_count);
 
 // Direct convolution vectorized over blocks of 16, 8 or 4 output channels.
-// Every shape is supported.
+// Every shape is supported that direct_supports accepts: no groups,
+// depthwise, or a multiple of kGroupChannelMultiple output channels per
+// group, so that each block of output channels lies inside one group.
+constexpr int64_t kGroupChannelMultiple = 16;
+bool direct_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
 void conv_relu_pool_direct_oc16_w14_avx512(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                            const ConvReluPoolTensors& tensors, int thread_count);
 void conv_relu_pool_direct_oc8_w12_avx2(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
@@ -52,8 +56,9 @@ void conv_relu_pool_direct_oc8_w12_avx2(const ConvReluPoolShape& shape, const Co
 void conv_relu_pool_direct_oc4_w12_generic(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes,
                                            const ConvReluPoolTensors& tensors, int thread_count);
 
-// Winograd F(2x2, 3x3) for 3x3 kernels with stride 1 followed by a 2x2 max
-// pool with stride 2 whose windows all lie inside the convolution output.
+// Winograd F(2x2, 3x3) for 3x3 kernels with stride 1, no dilation and no
+// groups, followed by a 2x2 max pool with stride 2 and no padding whose
+// windows all lie inside the convolution output.
 bool winograd_supports(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);
 // True where the Winograd kernel is expected to beat the direct one.
 bool winograd_preferred(const ConvReluPoolShape& shape, const ConvReluPoolSizes& sizes);

@@ -47,18 +47,18 @@ std::string pair_text(int64_t first, int64_t second) {
 
 }  // namespace
 
-int64_t conv_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t padding) {
-  const int64_t span = input + 2 * padding - kernel;
+int64_t conv_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  const int64_t span = input + 2 * padding - dilation * (kernel - 1) - 1;
   if (span < 0) {
     return 0;
   }
   return span / stride + 1;
 }
 
-int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, bool ceil_mode) {
+int64_t pool_output_size(int64_t input, int64_t kernel, int64_t stride, bool ceil_mode, int64_t padding) {
   const int64_t rounding = ceil_mode ? stride - 1 : 0;
-  int64_t size = floor_divide(input - kernel + rounding, stride) + 1;
-  if (ceil_mode && size > 0 && (size - 1) * stride >= input) {
+  int64_t size = floor_divide(input + 2 * padding - kernel + rounding, stride) + 1;
+  if (ceil_mode && size > 0 && (size - 1) * stride >= input + padding) {
     size -= 1;
   }
   return size;
@@ -76,27 +76,47 @@ ConvReluPoolSizes validate_shape(const ConvReluPoolShape& shape) {
   require_in_range("stride_width", shape.stride_width, 1);
   require_in_range("padding_height", shape.padding_height, 0);
   require_in_range("padding_width", shape.padding_width, 0);
+  require_in_range("dilation_height", shape.dilation_height, 1);
+  require_in_range("dilation_width", shape.dilation_width, 1);
+  require_in_range("groups", shape.groups, 1);
+  if (shape.in_channels % shape.groups != 0 || shape.out_channels % shape.groups != 0) {
+    throw std::invalid_argument("groups=" + std::to_string(shape.groups) + " must divide in_channels=" +
+                                std::to_string(shape.in_channels) + " and out_channels=" +
+                                std::to_string(shape.out_channels) + ".");
+  }
   require_in_range("pool_kernel_height", shape.pool_kernel_height, 1);
   require_in_range("pool_kernel_width", shape.pool_kernel_width, 1);
   require_in_range("pool_stride_height", shape.pool_stride_height, 1);
   require_in_range("pool_stride_width", shape.pool_stride_width, 1);
+  require_in_range("pool_padding_height", shape.pool_padding_height, 0);
+  require_in_range("pool_padding_width", shape.pool_padding_width, 0);
+  if (2 * shape.pool_padding_height > shape.pool_kernel_height ||
+      2 * shape.pool_padding_width > shape.pool_kernel_width) {
+    throw std::invalid_argument("pool_padding " + pair_text(shape.pool_padding_height, shape.pool_padding_width) +
+                                " must be at most half of pool_kernel " +
+                                pair_text(shape.pool_kernel_height, shape.pool_kernel_width) + ".");
+  }
   require_element_count("input", shape.batch, shape.in_channels, shape.in_height, shape.in_width);
-  require_element_count("weight", shape.out_channels, shape.in_channels, shape.kernel_height, shape.kernel_width);
+  require_element_count("weight", shape.out_channels, group_in_channels(shape), shape.kernel_height,
+                        shape.kernel_width);
 
   ConvReluPoolSizes sizes;
-  sizes.conv_height = conv_output_size(shape.in_height, shape.kernel_height, shape.stride_height, shape.padding_height);
-  sizes.conv_width = conv_output_size(shape.in_width, shape.kernel_width, shape.stride_width, shape.padding_width);
+  sizes.conv_height = conv_output_size(shape.in_height, shape.kernel_height, shape.stride_height, shape.padding_height,
+                                       shape.dilation_height);
+  sizes.conv_width = conv_output_size(shape.in_width, shape.kernel_width, shape.stride_width, shape.padding_width,
+                                      shape.dilation_width);
   if (sizes.conv_height <= 0 || sizes.conv_width <= 0) {
     throw std::invalid_argument(
-        "kernel size " + pair_text(shape.kernel_height, shape.kernel_width) + " is larger than the padded input " +
+        "kernel size " + pair_text(shape.kernel_height, shape.kernel_width) + " (dilation " +
+        pair_text(shape.dilation_height, shape.dilation_width) + ") is larger than the padded input " +
         pair_text(shape.in_height + 2 * shape.padding_height, shape.in_width + 2 * shape.padding_width) +
         "; use a smaller kernel or more padding.");
   }
 
   sizes.pooled_height = pool_output_size(sizes.conv_height, shape.pool_kernel_height, shape.pool_stride_height,
-                                         shape.ceil_mode);
+                                         shape.ceil_mode, shape.pool_padding_height);
   sizes.pooled_width = pool_output_size(sizes.conv_width, shape.pool_kernel_width, shape.pool_stride_width,
-                                        shape.ceil_mode);
+                                        shape.ceil_mode, shape.pool_padding_width);
   if (sizes.pooled_height <= 0 || sizes.pooled_width <= 0) {
     throw std::invalid_argument(
         "pool_kernel " + pair_text(shape.pool_kernel_height, shape.pool_kernel_width) +
@@ -106,9 +126,9 @@ ConvReluPoolSizes validate_shape(const ConvReluPoolShape& shape) {
   require_element_count("output", shape.batch, shape.out_channels, sizes.pooled_height, sizes.pooled_width);
 
   const int64_t last_row_end =
-      (sizes.pooled_height - 1) * shape.pool_stride_height + shape.pool_kernel_height;
+      (sizes.pooled_height - 1) * shape.pool_stride_height - shape.pool_padding_height + shape.pool_kernel_height;
   const int64_t last_column_end =
-      (sizes.pooled_width - 1) * shape.pool_stride_width + shape.pool_kernel_width;
+      (sizes.pooled_width - 1) * shape.pool_stride_width - shape.pool_padding_width + shape.pool_kernel_width;
   sizes.used_conv_height = last_row_end < sizes.conv_height ? last_row_end : sizes.conv_height;
   sizes.used_conv_width = last_column_end < sizes.conv_width ? last_column_end : sizes.conv_width;
   return sizes;

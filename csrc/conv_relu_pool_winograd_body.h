@@ -381,7 +381,7 @@ FCNNZOO_INLINE void run_winograd_tasks(const KernelPlan& plan, int64_t begin, in
 
     const Vector bias = load_vector<Vector>(plan.packed_bias + block * kLanes);
     if (!finish_tiles<kLanes, kIndices>(scratch.product, tiles, bias, scratch.pooled, scratch.pooled_index)) {
-      convolve_rows<kLanes, kMaxTile, true, kIndices>(plan, source, block, first_row, last_row, scratch.row_max,
+      convolve_rows<kLanes, kMaxTile, true, kIndices, false>(plan, source, block, first_row, last_row, scratch.row_max,
                                                       scratch.row_winner);
       pool_rows<kLanes, kIndices>(plan, first_row, last_row, scratch.row_max, scratch.row_winner, scratch.pooled,
                                   scratch.pooled_index);

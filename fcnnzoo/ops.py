@@ -11,99 +11,35 @@ import torch
 import torch.nn.functional as F
 
 from fcnnzoo import _C
+from fcnnzoo.conv_pool_arguments import ConvPoolArgumentError
+from fcnnzoo.conv_pool_arguments import ConvPoolArguments
+from fcnnzoo.conv_pool_arguments import Pair
+from fcnnzoo.conv_pool_arguments import normalize_arguments
+from fcnnzoo.conv_pool_arguments import pooled_size
+from fcnnzoo.conv_pool_arguments import to_pair
 
-__all__ = ["conv_relu_pool", "conv_relu_pool_output_size", "conv_relu_pool_reference"]
+__all__ = [
+    "ConvPoolArgumentError",
+    "conv_relu_pool",
+    "conv_relu_pool_output_size",
+    "conv_relu_pool_reference",
+    "select_implementation",
+    "validate_call",
+]
 
 logger = logging.getLogger(__name__)
-
-Pair = tuple[int, int]
-
-
-def _pair(value: int | Sequence[int], name: str) -> Pair:
-    """Return ``value`` as an ``(height, width)`` pair of ints.
-
-    Raises:
-        TypeError: if ``value`` is neither an int nor a sequence of two ints.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value, value)
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
-    ):
-        return (int(value[0]), int(value[1]))
-    raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}.")
-
-
-def _pool_output_size(size: int, kernel: int, stride: int, ceil_mode: bool) -> int:
-    """Return the max_pool2d output size along one axis (no padding, dilation 1).
-
-    ceil_mode rounds up, but a last window that would start at or past the end
-    of the input is dropped, as PyTorch does.
-    """
-    rounding = stride - 1 if ceil_mode else 0
-    output = (size - kernel + rounding) // stride + 1
-    if ceil_mode and output > 0 and (output - 1) * stride >= size:
-        output -= 1
-    return output
-
-
-def _conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Return the conv2d output size along one axis (dilation 1)."""
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def _pooled_size(
-    input_hw: Pair,
-    kernel_hw: Pair,
-    stride_hw: Pair,
-    padding_hw: Pair,
-    pool_kernel_hw: Pair,
-    pool_stride_hw: Pair,
-    ceil_mode: bool,
-) -> Pair:
-    """Return the pooled output size for normalized pairs, raising ValueError for invalid ones."""
-    for name, pair in (
-        ("stride", stride_hw),
-        ("pool_kernel", pool_kernel_hw),
-        ("pool_stride", pool_stride_hw),
-    ):
-        if pair[0] <= 0 or pair[1] <= 0:
-            raise ValueError(f"{name} must be positive, got {pair}.")
-    if padding_hw[0] < 0 or padding_hw[1] < 0:
-        raise ValueError(f"padding must be non-negative, got {padding_hw}.")
-
-    padded = (input_hw[0] + 2 * padding_hw[0], input_hw[1] + 2 * padding_hw[1])
-    if kernel_hw[0] > padded[0] or kernel_hw[1] > padded[1]:
-        raise ValueError(
-            f"kernel size {kernel_hw} is larger than the padded input {padded} "
-            f"(input {input_hw} plus padding {padding_hw} on both sides); use a smaller kernel or more padding."
-        )
-    conv_hw = (
-        _conv_output_size(input_hw[0], kernel_hw[0], stride_hw[0], padding_hw[0]),
-        _conv_output_size(input_hw[1], kernel_hw[1], stride_hw[1], padding_hw[1]),
-    )
-    pooled_hw = (
-        _pool_output_size(conv_hw[0], pool_kernel_hw[0], pool_stride_hw[0], ceil_mode),
-        _pool_output_size(conv_hw[1], pool_kernel_hw[1], pool_stride_hw[1], ceil_mode),
-    )
-    if pooled_hw[0] <= 0 or pooled_hw[1] <= 0:
-        raise ValueError(
-            f"pool_kernel {pool_kernel_hw} is larger than the convolution output {conv_hw}, "
-            "so the output would be empty; use a smaller pool_kernel or a larger input."
-        )
-    return pooled_hw
-
 
 def conv_relu_pool_output_size(
     input_size: Sequence[int],
     kernel_size: int | Sequence[int],
     *,
     stride: int | Sequence[int] = 1,
-    padding: int | Sequence[int] = 0,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
     pool_kernel: int | Sequence[int] = 2,
     pool_stride: int | Sequence[int] | None = None,
+    pool_padding: int | Sequence[int] = 0,
+    pool_dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
 ) -> Pair:
     """Compute the ``(height, width)`` that :func:`conv_relu_pool` produces.
@@ -112,9 +48,12 @@ def conv_relu_pool_output_size(
         input_size: ``(height, width)`` of the input images.
         kernel_size: convolution kernel, an int or ``(height, width)``.
         stride: convolution stride.
-        padding: zero padding added to both sides of the input.
+        padding: zero padding added to both sides of the input, or ``"same"`` or ``"valid"``.
+        dilation: spacing between kernel taps.
         pool_kernel: max-pool window.
         pool_stride: max-pool stride; defaults to ``pool_kernel``.
+        pool_padding: negative-infinity padding of the max pool.
+        pool_dilation: spacing between max-pool window positions.
         ceil_mode: round the pooled size up instead of down.
 
     Returns:
@@ -123,23 +62,26 @@ def conv_relu_pool_output_size(
     Raises:
         TypeError: if an argument is not an int or a pair of ints.
         ValueError: if a size is not positive, the padding is negative, the
-            kernel is larger than the padded input or the output would be empty.
+            kernel is larger than the padded input or the output would be
+            empty (a :class:`ConvPoolArgumentError`, also a ``RuntimeError``).
     """
-    input_hw = _pair(tuple(input_size), "input_size")
-    kernel_hw = _pair(kernel_size, "kernel_size")
+    input_hw = to_pair(tuple(input_size), "input_size")
+    kernel_hw = to_pair(kernel_size, "kernel_size")
     for name, pair in (("input_size", input_hw), ("kernel_size", kernel_hw)):
         if pair[0] <= 0 or pair[1] <= 0:
-            raise ValueError(f"{name} must be positive, got {pair}.")
-    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
-    return _pooled_size(
-        input_hw,
+            raise ConvPoolArgumentError(f"{name} must be positive, got {pair}.")
+    arguments = normalize_arguments(
         kernel_hw,
-        _pair(stride, "stride"),
-        _pair(padding, "padding"),
-        pool_kernel_hw,
-        pool_kernel_hw if pool_stride is None else _pair(pool_stride, "pool_stride"),
-        bool(ceil_mode),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        pool_kernel=pool_kernel,
+        pool_stride=pool_stride,
+        pool_padding=pool_padding,
+        pool_dilation=pool_dilation,
+        ceil_mode=ceil_mode,
     )
+    return pooled_size(input_hw, kernel_hw, arguments)[1]
 
 
 def _check_tensor(value: object, name: str) -> torch.Tensor:
@@ -150,14 +92,11 @@ def _check_tensor(value: object, name: str) -> torch.Tensor:
     return value
 
 
-def _check_ceil_mode(ceil_mode: object) -> None:
-    """Reject a ceil_mode that is not a bool, as max_pool2d does."""
-    if not isinstance(ceil_mode, bool):
-        raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r} ({type(ceil_mode).__name__}).")
+def _check_arguments(x: object, weight: object, bias: object, groups: int) -> None:
+    """Validate the tensors of a call, raising TypeError or ValueError that names the argument.
 
-
-def _check_arguments(x: object, weight: object, bias: object) -> None:
-    """Validate the tensors of a call, raising TypeError or ValueError that names the argument."""
+    ``x`` may be 3-D (unbatched) or 4-D, and ``groups`` must already be a positive int.
+    """
     x = _check_tensor(x, "x")
     weight = _check_tensor(weight, "weight")
     if weight.dtype != x.dtype:
@@ -168,27 +107,42 @@ def _check_arguments(x: object, weight: object, bias: object) -> None:
 
     x_shape = tuple(x.shape)
     weight_shape = tuple(weight.shape)
-    if len(x_shape) != 4:
-        hint = " Add a batch dimension with x.unsqueeze(0)." if len(x_shape) == 3 else ""
-        raise ValueError(f"x must be a 4-D tensor (N, C, H, W), got shape {x_shape}.{hint}")
+    if len(x_shape) not in (3, 4):
+        raise ConvPoolArgumentError(
+            f"x must be a 3-D (C, H, W) or 4-D (N, C, H, W) tensor, got shape {x_shape}."
+        )
+    channels, height, width = x_shape[-3:]
     if len(weight_shape) != 4:
-        raise ValueError(
-            "weight must be a 4-D tensor (out_channels, in_channels, kernel_height, kernel_width), "
+        raise ConvPoolArgumentError(
+            "weight must be a 4-D tensor (out_channels, in_channels / groups, kernel_height, kernel_width), "
             f"got shape {weight_shape}."
         )
     if weight_shape[0] == 0:
-        raise ValueError(f"weight must have at least one output channel, got shape {weight_shape}.")
-    if x_shape[1] != weight_shape[1]:
-        raise ValueError(
-            f"x has {x_shape[1]} channels but weight expects {weight_shape[1]} "
+        raise ConvPoolArgumentError(f"weight must have at least one output channel, got shape {weight_shape}.")
+    if weight_shape[0] % groups != 0:
+        raise ConvPoolArgumentError(
+            f"groups={groups} must divide the weight's out_channels, got weight shape {weight_shape}; "
+            "choose groups that divide both the input and the output channels."
+        )
+    if channels != weight_shape[1] * groups:
+        if groups == 1:
+            raise ConvPoolArgumentError(
+                f"x has {channels} channels but weight expects {weight_shape[1]} "
+                f"(x shape {x_shape}, weight shape {weight_shape})."
+            )
+        raise ConvPoolArgumentError(
+            f"x has {channels} channels but weight expects in_channels / groups = {weight_shape[1]} "
+            f"with groups={groups}, so {weight_shape[1] * groups} in all "
             f"(x shape {x_shape}, weight shape {weight_shape})."
         )
-    if x_shape[1] == 0:
-        raise ValueError(f"x must have at least one channel, got shape {x_shape}.")
-    if x_shape[2] == 0 or x_shape[3] == 0:
-        raise ValueError(f"x must have a positive height and width, got shape {x_shape}.")
+    if channels == 0:
+        raise ConvPoolArgumentError(f"x must have at least one channel, got shape {x_shape}.")
+    if height == 0 or width == 0:
+        raise ConvPoolArgumentError(f"x must have a positive height and width, got shape {x_shape}.")
     if weight_shape[2] == 0 or weight_shape[3] == 0:
-        raise ValueError(f"weight must have a positive kernel height and width, got shape {weight_shape}.")
+        raise ConvPoolArgumentError(
+            f"weight must have a positive kernel height and width, got shape {weight_shape}."
+        )
 
     if bias is None:
         return
@@ -199,14 +153,9 @@ def _check_arguments(x: object, weight: object, bias: object) -> None:
         raise ValueError(f"bias is on {bias.device} but x is on {device}; move both to the same device.")
     bias_shape = tuple(bias.shape)
     if bias_shape != (weight_shape[0],):
-        raise ValueError(
+        raise ConvPoolArgumentError(
             f"bias must be a 1-D tensor of out_channels={weight_shape[0]} values, got shape {bias_shape}."
         )
-
-
-# The op saves the position of each maximum inside its window as uint8, so
-# larger windows run the composite.
-_MAX_FUSED_WINDOW = 256
 
 
 def validate_call(
@@ -214,42 +163,91 @@ def validate_call(
     weight: object,
     bias: object,
     *,
-    stride: int | Sequence[int],
-    padding: int | Sequence[int],
-    pool_kernel: int | Sequence[int],
-    pool_stride: int | Sequence[int] | None,
-    ceil_mode: bool,
-) -> Pair:
-    """Check the arguments of a :func:`conv_relu_pool` call and return the pooled ``(height, width)``.
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    pool_kernel: int | Sequence[int] = 2,
+    pool_stride: int | Sequence[int] | None = None,
+    pool_padding: int | Sequence[int] = 0,
+    pool_dilation: int | Sequence[int] = 1,
+    ceil_mode: bool = False,
+) -> tuple[ConvPoolArguments, Pair]:
+    """Check the arguments of a :func:`conv_relu_pool` call.
 
-    Raises the errors that :func:`conv_relu_pool` documents.
+    Returns:
+        The normalized arguments and the pooled ``(height, width)``.
+
+    Raises:
+        The errors that :func:`conv_relu_pool` documents.
     """
-    _check_arguments(x, weight, bias)
-    _check_ceil_mode(ceil_mode)
-    assert isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)
-    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
-    return _pooled_size(
-        (x.shape[2], x.shape[3]),
-        (weight.shape[2], weight.shape[3]),
-        _pair(stride, "stride"),
-        _pair(padding, "padding"),
-        pool_kernel_hw,
-        pool_kernel_hw if pool_stride is None else _pair(pool_stride, "pool_stride"),
-        bool(ceil_mode),
+    weight_hw = tuple(weight.shape[2:4]) if isinstance(weight, torch.Tensor) and weight.dim() == 4 else (1, 1)
+    arguments = normalize_arguments(
+        (int(weight_hw[0]), int(weight_hw[1])),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        pool_kernel=pool_kernel,
+        pool_stride=pool_stride,
+        pool_padding=pool_padding,
+        pool_dilation=pool_dilation,
+        ceil_mode=ceil_mode,
     )
+    _check_arguments(x, weight, bias, arguments.groups)
+    assert isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)
+    _, pooled_hw = pooled_size((x.shape[-2], x.shape[-1]), (weight.shape[2], weight.shape[3]), arguments)
+    return arguments, pooled_hw
 
 
-def runs_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pool_kernel: Pair) -> bool:
-    """Return whether the fused op can compute this call.
+# The op saves the position of each maximum inside its window as uint8, so
+# larger windows run the composite.
+_MAX_FUSED_WINDOW = 256
 
-    Called after _check_arguments, so the dtypes and devices of the three
-    tensors already agree.
+# Output channels per group that the native grouped convolution needs: a
+# multiple of every SIMD width the kernels use (16, 8 and 4 channels), so
+# that each channel block lies inside one group.
+_GROUP_CHANNEL_MULTIPLE = 16
+
+
+def select_implementation(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, arguments: ConvPoolArguments
+) -> str | None:
+    """Decide whether the fused C++ kernel or the PyTorch composite computes a validated call.
+
+    This is the one place that makes the choice. Both compute the same
+    values, so the choice only affects speed.
+
+    Returns:
+        None when the fused kernel runs, else the reason the composite runs.
     """
-    if x.dtype is not torch.float32 or not x.is_cpu or x.layout is not torch.strided:
-        return False
-    if pool_kernel[0] * pool_kernel[1] > _MAX_FUSED_WINDOW:
-        return False
-    return weight.layout is torch.strided and (bias is None or bias.layout is torch.strided)
+    if x.dtype is not torch.float32:
+        return f"dtype {x.dtype} (the kernel computes float32)"
+    if not x.is_cpu:
+        return f"device {x.device} (the kernel runs on the CPU)"
+    if x.layout is not torch.strided or weight.layout is not torch.strided:
+        return "a sparse or other non-strided layout"
+    if bias is not None and bias.layout is not torch.strided:
+        return "a bias with a non-strided layout"
+    if arguments.pool_kernel[0] * arguments.pool_kernel[1] > _MAX_FUSED_WINDOW:
+        return f"pool_kernel {arguments.pool_kernel} has more than {_MAX_FUSED_WINDOW} positions"
+    if arguments.padding_extra != (0, 0):
+        return "padding='same' with an even dilated kernel pads one more row or column below or right"
+    out_per_group = weight.shape[0] // arguments.groups
+    depthwise = arguments.groups == x.shape[1] == weight.shape[0]
+    if arguments.groups != 1 and not depthwise and out_per_group % _GROUP_CHANNEL_MULTIPLE != 0:
+        return (
+            f"groups={arguments.groups} with {out_per_group} output channels per group "
+            f"(the kernel takes depthwise calls and multiples of {_GROUP_CHANNEL_MULTIPLE})"
+        )
+    if arguments.pool_dilation != (1, 1):
+        return f"pool_dilation {arguments.pool_dilation}"
+    return None
+
+
+def runs_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, arguments: ConvPoolArguments) -> bool:
+    """Return whether the fused kernel computes a validated call; see :func:`select_implementation`."""
+    return select_implementation(x, weight, bias, arguments) is None
 
 
 def _as_array(tensor: torch.Tensor) -> np.ndarray:
@@ -267,9 +265,13 @@ def conv_relu_pool_reference(
     bias: torch.Tensor | None = None,
     *,
     stride: int | Sequence[int] = 1,
-    padding: int | Sequence[int] = 0,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
     pool_kernel: int | Sequence[int] = 2,
     pool_stride: int | Sequence[int] | None = None,
+    pool_padding: int | Sequence[int] = 0,
+    pool_dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
 ) -> torch.Tensor:
     """Compute ``max_pool2d(relu(conv2d(x)))`` with PyTorch's own ops.
@@ -277,106 +279,130 @@ def conv_relu_pool_reference(
     Takes the same arguments as :func:`conv_relu_pool`, validates nothing
     itself and works on every device, dtype and under autograd.
     """
-    y = F.relu(F.conv2d(x, weight, bias, stride, padding))
-    return F.max_pool2d(y, pool_kernel, pool_stride, ceil_mode=ceil_mode)
+    y = F.relu(F.conv2d(x, weight, bias, stride, padding, dilation, groups))
+    return F.max_pool2d(y, pool_kernel, pool_stride, pool_padding, pool_dilation, ceil_mode=ceil_mode)
 
 
 def conv_relu_pool(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
-    *,
     stride: int | Sequence[int] = 1,
-    padding: int | Sequence[int] = 0,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
     pool_kernel: int | Sequence[int] = 2,
     pool_stride: int | Sequence[int] | None = None,
+    pool_padding: int | Sequence[int] = 0,
+    pool_dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
 ) -> torch.Tensor:
     """Compute ``max_pool2d(relu(conv2d(x, weight, bias)))`` in one pass.
 
     The result equals ``F.max_pool2d(F.relu(F.conv2d(x, weight, bias,
-    stride, padding)), pool_kernel, pool_stride, ceil_mode=ceil_mode)``,
-    NaN included. Float32 CPU tensors run the custom op
-    ``torch.ops.fcnnzoo.conv_relu_pool``: the fused C++ kernel with up to
-    ``torch.get_num_threads()`` threads (fewer when the work is too small to
-    split), with a registered backward, a fake implementation for
-    ``torch.compile`` and ``torch.export``, and gradients equal to the
+    stride, padding, dilation, groups)), pool_kernel, pool_stride,
+    pool_padding, pool_dilation, ceil_mode)``, shape and values, NaN and
+    infinity included, and every argument takes the forms those functions
+    take. :func:`select_implementation` decides per call whether the fused
+    C++ kernel or that composite computes it and logs the choice at debug
+    level. Float32 CPU tensors with the arguments the kernel covers run the
+    custom op ``torch.ops.fcnnzoo.conv_relu_pool``: the fused C++ kernel
+    with up to ``torch.get_num_threads()`` threads (fewer when the work is
+    too small to split), with a registered backward, a fake implementation
+    for ``torch.compile`` and ``torch.export``, and gradients equal to the
     composite's. For the backward it saves the pooled output and the
     position of each maximum inside its window as uint8, not the
-    convolution output. Other dtypes and devices, and pooling windows of
-    more than 256 positions, run the PyTorch composite. Inputs of any
-    memory format are accepted; the kernel reads a contiguous NCHW copy when
-    they are not contiguous already.
+    convolution output. Inputs of any memory format are accepted; the
+    kernel reads a contiguous NCHW copy when they are not contiguous already.
 
     Args:
-        x: input of shape ``(N, C, H, W)``.
-        weight: convolution weight ``(out_channels, C, kernel_height, kernel_width)``.
+        x: input of shape ``(N, C, H, W)``, or ``(C, H, W)`` for one image.
+        weight: convolution weight ``(out_channels, C / groups, kernel_height, kernel_width)``.
         bias: optional bias ``(out_channels,)``.
         stride: convolution stride, an int or ``(height, width)``.
-        padding: zero padding added to both sides, an int or ``(height, width)``.
+        padding: zero padding added to both sides, an int or
+            ``(height, width)``, or ``"valid"`` (none) or ``"same"`` (output
+            size equal to the input size; needs stride 1).
+        dilation: spacing between kernel taps.
+        groups: blocked connections from input to output channels; it must
+            divide both channel counts. ``groups == C`` is a depthwise convolution.
         pool_kernel: max-pool window, an int or ``(height, width)``.
         pool_stride: max-pool stride; defaults to ``pool_kernel``.
-        ceil_mode: round the pooled size up instead of down, as in ``F.max_pool2d``.
+        pool_padding: negative-infinity padding on both sides of the
+            convolution output, at most half of ``pool_kernel``.
+        pool_dilation: spacing between max-pool window positions.
+        ceil_mode: round the pooled size up instead of down, as in
+            ``F.max_pool2d``; a last window that starts in the padding is dropped.
 
     Returns:
-        A tensor of shape ``(N, out_channels, pooled_height, pooled_width)``.
+        A tensor of shape ``(N, out_channels, pooled_height, pooled_width)``,
+        without the batch dimension for a 3-D ``x``.
 
     Raises:
         TypeError: if ``x``, ``weight`` or ``bias`` is not a tensor, is not
-            floating point or their dtypes differ, or a size argument is not
-            an int or a pair of ints.
-        ValueError: if a tensor has the wrong rank or shape, the channel
-            counts differ, the tensors are on different devices, a size or
-            stride is not positive, the padding is negative, the kernel is
-            larger than the padded input, or the output would be empty.
+            floating point or their dtypes differ, a size argument is not
+            an int or a pair of ints, ``groups`` is not an int or
+            ``ceil_mode`` not a bool.
+        ValueError: if the tensors are on different devices. The other
+            invalid values raise :class:`ConvPoolArgumentError`, a
+            ValueError that is also the ``RuntimeError`` PyTorch raises:
+            a tensor of the wrong rank or shape, channel counts that do not
+            match ``groups``, a size, stride or dilation that is not
+            positive, a negative or unknown padding, a pool padding above
+            half of ``pool_kernel``, a kernel larger than the padded input,
+            or an empty output.
     """
-    _check_arguments(x, weight, bias)
-    _check_ceil_mode(ceil_mode)
-    stride_hw = _pair(stride, "stride")
-    padding_hw = _pair(padding, "padding")
-    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
-    pool_stride_hw = pool_kernel_hw if pool_stride is None else _pair(pool_stride, "pool_stride")
-    pooled_hw = _pooled_size(
-        (x.shape[2], x.shape[3]),
-        (weight.shape[2], weight.shape[3]),
-        stride_hw,
-        padding_hw,
-        pool_kernel_hw,
-        pool_stride_hw,
-        bool(ceil_mode),
+    arguments, pooled_hw = validate_call(
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        pool_kernel=pool_kernel,
+        pool_stride=pool_stride,
+        pool_padding=pool_padding,
+        pool_dilation=pool_dilation,
+        ceil_mode=ceil_mode,
     )
+    if x.dim() == 3:
+        return _conv_relu_pool_batched(x.unsqueeze(0), weight, bias, arguments, pooled_hw).squeeze(0)
+    return _conv_relu_pool_batched(x, weight, bias, arguments, pooled_hw)
 
-    if not runs_fused(x, weight, bias, pool_kernel_hw):
-        # Dynamo cannot trace logger calls, so a compiled graph logs nothing here.
-        if not torch.compiler.is_compiling() and logger.isEnabledFor(logging.DEBUG):
-            logger.debug("conv_relu_pool: PyTorch composite for %s %s on %s", x.dtype, tuple(x.shape), x.device)
+
+def _conv_relu_pool_batched(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, arguments: ConvPoolArguments, pooled_hw: Pair
+) -> torch.Tensor:
+    """Compute a validated call on a 4-D ``x`` with the implementation that select_implementation picks."""
+    reason = select_implementation(x, weight, bias, arguments)
+    # Dynamo cannot trace logger calls, so a compiled graph logs nothing here.
+    if not torch.compiler.is_compiling() and logger.isEnabledFor(logging.DEBUG):
+        if reason is None:
+            logger.debug("conv_relu_pool: fused kernel for %s %s", x.dtype, tuple(x.shape))
+        else:
+            logger.debug("conv_relu_pool: PyTorch composite for %s %s: %s", x.dtype, tuple(x.shape), reason)
+    if reason is not None:
         return conv_relu_pool_reference(
             x,
             weight,
             bias,
-            stride=stride_hw,
-            padding=padding_hw,
-            pool_kernel=pool_kernel_hw,
-            pool_stride=pool_stride_hw,
-            ceil_mode=bool(ceil_mode),
+            stride=arguments.stride,
+            padding=arguments.conv_padding,
+            dilation=arguments.dilation,
+            groups=arguments.groups,
+            pool_kernel=arguments.pool_kernel,
+            pool_stride=arguments.pool_stride,
+            pool_padding=arguments.pool_padding,
+            pool_dilation=arguments.pool_dilation,
+            ceil_mode=arguments.ceil_mode,
         )
 
     if _can_skip_dispatcher(x, weight, bias):
-        output, _ = _run_fused_forward(
-            x, weight, bias, stride_hw, padding_hw, pool_kernel_hw, pool_stride_hw, bool(ceil_mode), pooled_hw, False
-        )
+        output, _ = _run_fused_forward(x, weight, bias, arguments, pooled_hw, False)
         return output
 
-    output, _ = torch.ops.fcnnzoo.conv_relu_pool(
-        x,
-        weight,
-        bias,
-        list(stride_hw),
-        list(padding_hw),
-        list(pool_kernel_hw),
-        list(pool_stride_hw),
-        bool(ceil_mode),
-    )
+    output, _ = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, **arguments.op_lists())
     return output
 
 
@@ -393,15 +419,25 @@ def _can_skip_dispatcher(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     return not (torch.is_grad_enabled() and any(tensor.requires_grad for tensor in tensors))
 
 
+def native_settings(arguments: ConvPoolArguments) -> dict[str, Any]:
+    """Return the keyword arguments that the ``_C`` forward and backward functions take for a fused call."""
+    return dict(
+        stride=arguments.stride,
+        padding=arguments.padding,
+        dilation=arguments.dilation,
+        groups=arguments.groups,
+        pool_kernel=arguments.pool_kernel,
+        pool_stride=arguments.pool_stride,
+        pool_padding=arguments.pool_padding,
+        ceil_mode=arguments.ceil_mode,
+    )
+
+
 def _run_fused_forward(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    stride: Pair,
-    padding: Pair,
-    pool_kernel: Pair,
-    pool_stride: Pair,
-    ceil_mode: bool,
+    arguments: ConvPoolArguments,
     pooled_hw: Pair,
     with_indices: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -415,36 +451,51 @@ def _run_fused_forward(
     indices = torch.empty(shape, dtype=torch.uint8) if with_indices else None
     if x.shape[0] == 0:
         return output, indices
+    settings = native_settings(arguments)
     if logger.isEnabledFor(logging.DEBUG):
-        kernel = _C.select_kernel(
-            tuple(x.shape),
-            tuple(weight.shape),
-            stride=stride,
-            padding=padding,
-            pool_kernel=pool_kernel,
-            pool_stride=pool_stride,
-            ceil_mode=ceil_mode,
-        )
+        kernel = _C.select_kernel(tuple(x.shape), tuple(weight.shape), **settings)
         logger.debug("conv_relu_pool: fused kernel %s for %s", kernel, tuple(x.shape))
     _C.conv_relu_pool_forward(
         _as_array(x),
         _as_array(weight),
         None if bias is None else _as_array(bias),
         output.numpy(),
-        stride=stride,
-        padding=padding,
-        pool_kernel=pool_kernel,
-        pool_stride=pool_stride,
-        ceil_mode=ceil_mode,
+        **settings,
         num_threads=torch.get_num_threads(),
         indices=None if indices is None else indices.numpy(),
     )
     return output, indices
 
 
+def _arguments_from_lists(
+    weight: torch.Tensor,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    pool_kernel: list[int],
+    pool_stride: list[int],
+    pool_padding: list[int],
+    pool_dilation: list[int],
+    ceil_mode: bool,
+) -> ConvPoolArguments:
+    return normalize_arguments(
+        (weight.shape[2], weight.shape[3]),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        pool_kernel=pool_kernel,
+        pool_stride=pool_stride,
+        pool_padding=pool_padding,
+        pool_dilation=pool_dilation,
+        ceil_mode=ceil_mode,
+    )
+
+
 # The custom ops below take validated, normalized arguments: public callers go
-# through conv_relu_pool, which checks them and sends other dtypes and devices
-# to the composite.
+# through conv_relu_pool, which checks them and sends the calls that
+# select_implementation does not give the kernel to the composite.
 
 
 @torch.library.custom_op("fcnnzoo::conv_relu_pool", mutates_args=())
@@ -454,8 +505,12 @@ def _conv_relu_pool_op(
     bias: torch.Tensor | None,
     stride: list[int],
     padding: list[int],
+    dilation: list[int],
+    groups: int,
     pool_kernel: list[int],
     pool_stride: list[int],
+    pool_padding: list[int],
+    pool_dilation: list[int],
     ceil_mode: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the fused C++ forward kernel on float32 CPU tensors.
@@ -466,23 +521,19 @@ def _conv_relu_pool_op(
     the window has one, else the first maximum. The backward needs nothing
     else. Where the output is zero no gradient flows, and the position is
     only known to lie inside the window.
+
+    Raises:
+        ValueError: if the arguments are ones that select_implementation
+            sends to the composite, which the kernel does not compute.
     """
-    stride_hw = _pair(stride, "stride")
-    padding_hw = _pair(padding, "padding")
-    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
-    pool_stride_hw = _pair(pool_stride, "pool_stride")
-    pooled_hw = _pooled_size(
-        (x.shape[2], x.shape[3]),
-        (weight.shape[2], weight.shape[3]),
-        stride_hw,
-        padding_hw,
-        pool_kernel_hw,
-        pool_stride_hw,
-        ceil_mode,
+    arguments = _arguments_from_lists(
+        weight, stride, padding, dilation, groups, pool_kernel, pool_stride, pool_padding, pool_dilation, ceil_mode
     )
-    output, indices = _run_fused_forward(
-        x, weight, bias, stride_hw, padding_hw, pool_kernel_hw, pool_stride_hw, ceil_mode, pooled_hw, True
-    )
+    reason = select_implementation(x, weight, bias, arguments)
+    if reason is not None:
+        raise ValueError(f"fcnnzoo::conv_relu_pool does not compute this call ({reason}); call conv_relu_pool instead.")
+    _, pooled_hw = pooled_size((x.shape[2], x.shape[3]), (weight.shape[2], weight.shape[3]), arguments)
+    output, indices = _run_fused_forward(x, weight, bias, arguments, pooled_hw, True)
     assert indices is not None
     return output, indices
 
@@ -494,21 +545,30 @@ def _conv_relu_pool_fake(
     bias: torch.Tensor | None,
     stride: list[int],
     padding: list[int],
+    dilation: list[int],
+    groups: int,
     pool_kernel: list[int],
     pool_stride: list[int],
+    pool_padding: list[int],
+    pool_dilation: list[int],
     ceil_mode: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    pooled_hw = _pooled_size(
-        (x.shape[2], x.shape[3]),
-        (weight.shape[2], weight.shape[3]),
-        _pair(stride, "stride"),
-        _pair(padding, "padding"),
-        _pair(pool_kernel, "pool_kernel"),
-        _pair(pool_stride, "pool_stride"),
-        ceil_mode,
+    arguments = _arguments_from_lists(
+        weight, stride, padding, dilation, groups, pool_kernel, pool_stride, pool_padding, pool_dilation, ceil_mode
     )
+    _, pooled_hw = pooled_size((x.shape[2], x.shape[3]), (weight.shape[2], weight.shape[3]), arguments)
     shape = (x.shape[0], weight.shape[0], *pooled_hw)
     return x.new_empty(shape), x.new_empty(shape, dtype=torch.uint8)
+
+
+def _uses_sparse_backward(arguments: ConvPoolArguments) -> bool:
+    """Return whether the C++ backward that works from the pooling winners covers these arguments.
+
+    It covers plain convolutions without pool padding. For the others the
+    backward spreads the winners' gradient into the convolution output and
+    runs PyTorch's convolution backward instead.
+    """
+    return arguments.dilation == (1, 1) and arguments.groups == 1 and arguments.pool_padding == (0, 0)
 
 
 @torch.library.custom_op("fcnnzoo::conv_relu_pool_backward", mutates_args=())
@@ -520,8 +580,12 @@ def _conv_relu_pool_backward_op(
     indices: torch.Tensor,
     stride: list[int],
     padding: list[int],
+    dilation: list[int],
+    groups: int,
     pool_kernel: list[int],
     pool_stride: list[int],
+    pool_padding: list[int],
+    pool_dilation: list[int],
     ceil_mode: bool,
     output_mask: list[bool],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -533,19 +597,20 @@ def _conv_relu_pool_backward_op(
 
     Only a convolution output that won its pooling window with a positive
     or NaN value gets a gradient: the max pool sends it there and the ReLU
-    lets it pass, ties, zeros and NaN handled as in PyTorch. The C++ backward works from
-    those winners alone. When x or the weight holds NaN or infinity, whose
-    products with the zero gradients elsewhere are NaN, the winners'
-    gradient is instead spread into the full convolution output and
-    PyTorch's convolution backward computes the three gradients, so the
-    result matches the composite's in that case too.
+    lets it pass, ties, zeros and NaN handled as in PyTorch. For plain
+    convolutions the C++ backward works from those winners alone. When x
+    or the weight holds NaN or infinity, whose products with the zero
+    gradients elsewhere are NaN, and for dilation, groups or pool padding,
+    the winners' gradient is instead spread into the full convolution
+    output and PyTorch's convolution backward computes the three
+    gradients, so the result matches the composite's in those cases too.
     """
-    stride_hw = _pair(stride, "stride")
-    padding_hw = _pair(padding, "padding")
-    pool_kernel_hw = _pair(pool_kernel, "pool_kernel")
-    pool_stride_hw = _pair(pool_stride, "pool_stride")
+    arguments = _arguments_from_lists(
+        weight, stride, padding, dilation, groups, pool_kernel, pool_stride, pool_padding, pool_dilation, ceil_mode
+    )
+    settings = native_settings(arguments)
     shapes = (tuple(x.shape), tuple(weight.shape), (weight.shape[0],))
-    if x.shape[0] > 0:
+    if x.shape[0] > 0 and _uses_sparse_backward(arguments):
         grads = tuple(torch.empty(shape) if needed else None for shape, needed in zip(shapes, output_mask, strict=True))
         finite = _C.conv_relu_pool_backward(
             _as_array(grad_output),
@@ -554,20 +619,17 @@ def _conv_relu_pool_backward_op(
             _as_array(x),
             _as_array(weight),
             *(None if grad is None else grad.numpy() for grad in grads),
-            stride=stride_hw,
-            padding=padding_hw,
-            pool_kernel=pool_kernel_hw,
-            pool_stride=pool_stride_hw,
-            ceil_mode=ceil_mode,
+            stride=arguments.stride,
+            padding=arguments.padding,
+            pool_kernel=arguments.pool_kernel,
+            pool_stride=arguments.pool_stride,
+            ceil_mode=arguments.ceil_mode,
             num_threads=torch.get_num_threads(),
         )
         if finite:
             return tuple(grad_output.new_empty((0,)) if grad is None else grad for grad in grads)
 
-    conv_hw = (
-        _conv_output_size(x.shape[2], weight.shape[2], stride_hw[0], padding_hw[0]),
-        _conv_output_size(x.shape[3], weight.shape[3], stride_hw[1], padding_hw[1]),
-    )
+    conv_hw, _ = pooled_size((x.shape[2], x.shape[3]), (weight.shape[2], weight.shape[3]), arguments)
     grad_conv = torch.empty((x.shape[0], weight.shape[0], *conv_hw), dtype=torch.float32)
     if x.shape[0] > 0:
         _C.conv_relu_pool_conv_gradient(
@@ -577,11 +639,7 @@ def _conv_relu_pool_backward_op(
             grad_conv.numpy(),
             input_shape=tuple(x.shape),
             weight_shape=tuple(weight.shape),
-            stride=stride_hw,
-            padding=padding_hw,
-            pool_kernel=pool_kernel_hw,
-            pool_stride=pool_stride_hw,
-            ceil_mode=ceil_mode,
+            **settings,
             num_threads=torch.get_num_threads(),
         )
     grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
@@ -589,12 +647,12 @@ def _conv_relu_pool_backward_op(
         x,
         weight,
         [weight.shape[0]],
-        stride,
-        padding,
-        [1, 1],
+        list(arguments.stride),
+        list(arguments.padding),
+        list(arguments.dilation),
         False,
         [0, 0],
-        1,
+        arguments.groups,
         output_mask,
     )
     return tuple(grad if grad is not None else grad_output.new_empty((0,)) for grad in (grad_x, grad_weight, grad_bias))
@@ -609,8 +667,12 @@ def _conv_relu_pool_backward_fake(
     indices: torch.Tensor,
     stride: list[int],
     padding: list[int],
+    dilation: list[int],
+    groups: int,
     pool_kernel: list[int],
     pool_stride: list[int],
+    pool_padding: list[int],
+    pool_dilation: list[int],
     ceil_mode: bool,
     output_mask: list[bool],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -619,12 +681,12 @@ def _conv_relu_pool_backward_fake(
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-    x, weight, bias, stride, padding, pool_kernel, pool_stride, ceil_mode = inputs
+    x, weight, bias, *arguments = inputs
     pooled, indices = output
     ctx.mark_non_differentiable(indices)
     ctx.save_for_backward(x, weight, pooled, indices)
     ctx.has_bias = bias is not None
-    ctx.arguments = (stride, padding, pool_kernel, pool_stride, ceil_mode)
+    ctx.arguments = tuple(arguments)
 
 
 def _backward(ctx: Any, grad_output: torch.Tensor, _grad_indices: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
@@ -633,11 +695,7 @@ def _backward(ctx: Any, grad_output: torch.Tensor, _grad_indices: torch.Tensor |
     grads = torch.ops.fcnnzoo.conv_relu_pool_backward(grad_output, x, weight, pooled, indices, *ctx.arguments, output_mask)
     return (
         *(grad if needed else None for grad, needed in zip(grads, output_mask, strict=True)),
-        None,
-        None,
-        None,
-        None,
-        None,
+        *(None for _ in ctx.arguments),
     )
 
 

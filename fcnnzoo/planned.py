@@ -102,18 +102,9 @@ def planned_forward(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bi
 
 def _make_plan(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> _Plan | None:
     """Validate a call as the op does and plan it, or return None if the op would not run the fused kernel."""
-    settings = module.op_settings()
-    pooled_hw = ops.validate_call(x, weight, bias, **settings)
-    if not ops.runs_fused(x, weight, bias, settings["pool_kernel"]):
+    arguments, pooled_hw = ops.validate_call(x, weight, bias, **module.op_settings())
+    if not ops.runs_fused(x, weight, bias, arguments):
         return None
-    native = _C.ForwardPlan(
-        tuple(x.shape),
-        tuple(weight.shape),
-        stride=settings["stride"],
-        padding=settings["padding"],
-        pool_kernel=settings["pool_kernel"],
-        pool_stride=settings["pool_stride"],
-        ceil_mode=settings["ceil_mode"],
-    )
+    native = _C.ForwardPlan(tuple(x.shape), tuple(weight.shape), **ops.native_settings(arguments))
     logger.debug("conv_relu_pool: planned kernel %s for input %s", native.kernel, tuple(x.shape))
     return _Plan(native, (x.shape[1], x.shape[2], x.shape[3]), pooled_hw)

@@ -130,8 +130,12 @@ class QuantizedConvReLUPool(ConvReLUPoolMixin, _QuantizedWeightLayer):
         self.kernel_size = source.kernel_size
         self.stride = source.stride
         self.padding = source.padding
+        self.dilation = source.dilation
+        self.groups = source.groups
         self.pool_kernel = source.pool_kernel
         self.pool_stride = source.pool_stride
+        self.pool_padding = source.pool_padding
+        self.pool_dilation = source.pool_dilation
         self.ceil_mode = source.ceil_mode
         self.fused = source.fused
 

@@ -204,7 +204,8 @@ def test_forward_op_returns_max_pool2d_window_positions(pool: tuple[int, int, bo
     arguments = {"padding": 1, "pool_kernel": pool_kernel, "pool_stride": pool_stride, "ceil_mode": ceil_mode}
 
     output, indices = torch.ops.fcnnzoo.conv_relu_pool(
-        x.float(), weight.float(), bias.float(), [1, 1], [1, 1], [pool_kernel] * 2, [pool_stride] * 2, ceil_mode
+        x.float(), weight.float(), bias.float(), [1, 1], [1, 1], [1, 1], 1,
+        [pool_kernel] * 2, [pool_stride] * 2, [0, 0], [1, 1], ceil_mode,
     )
 
     assert indices.dtype == torch.uint8
@@ -221,20 +222,27 @@ def test_backward_op_matches_composite() -> None:
     weight = torch.randn(3, 2, 3, 3, generator=generator)
     bias = torch.randn(3, generator=generator)
     grad_output = torch.randn(2, 3, 3, 3, generator=generator)
-    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False)
+    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, *PLAIN_ARGUMENTS)
     grads = torch.ops.fcnnzoo.conv_relu_pool_backward(
-        grad_output, x, weight, output, indices, [1, 1], [1, 1], [2, 2], [2, 2], False, [True, True, True]
+        grad_output, x, weight, output, indices, *PLAIN_ARGUMENTS, [True, True, True]
     )
     _, expected = gradients(composite, [x, weight, bias], grad_output, padding=1)
     for grad, reference in zip(grads, expected, strict=True):
         torch.testing.assert_close(grad, reference, rtol=RTOL, atol=ATOL)
 
 
+# The op's arguments after x, weight and bias: stride, padding, dilation,
+# groups, pool_kernel, pool_stride, pool_padding, pool_dilation, ceil_mode.
+PLAIN_ARGUMENTS = ([1, 1], [1, 1], [1, 1], 1, [2, 2], [2, 2], [0, 0], [1, 1], False)
+
 OPCHECK_CASES = [
-    ((2, 3, 10, 10), (5, 3, 3, 3), True, [1, 1], [1, 1], [2, 2], [2, 2], False),
-    ((1, 1, 28, 28), (8, 1, 3, 3), True, [1, 1], [0, 0], [2, 2], [2, 2], False),
-    ((2, 2, 11, 9), (4, 2, 3, 2), False, [2, 1], [0, 1], [3, 3], [2, 2], True),
-    ((3, 4, 8, 8), (6, 4, 1, 1), True, [1, 1], [0, 0], [2, 3], [1, 2], False),
+    ((2, 3, 10, 10), (5, 3, 3, 3), True, *PLAIN_ARGUMENTS),
+    ((1, 1, 28, 28), (8, 1, 3, 3), True, [1, 1], [0, 0], [1, 1], 1, [2, 2], [2, 2], [0, 0], [1, 1], False),
+    ((2, 2, 11, 9), (4, 2, 3, 2), False, [2, 1], [0, 1], [1, 1], 1, [3, 3], [2, 2], [0, 0], [1, 1], True),
+    ((3, 4, 8, 8), (6, 4, 1, 1), True, [1, 1], [0, 0], [1, 1], 1, [2, 3], [1, 2], [0, 0], [1, 1], False),
+    ((2, 8, 9, 9), (8, 1, 3, 3), True, [1, 1], [1, 1], [1, 1], 8, [3, 3], [2, 2], [1, 1], [1, 1], False),
+    ((2, 3, 12, 11), (5, 3, 3, 2), True, [1, 2], [2, 1], [2, 3], 1, [2, 2], [2, 2], [0, 0], [1, 1], True),
+    ((1, 4, 8, 8), (32, 2, 3, 3), False, [1, 1], [1, 1], [1, 1], 2, [3, 2], [2, 1], [1, 1], [1, 1], True),
 ]
 
 
@@ -248,14 +256,24 @@ def test_opcheck(case: tuple[Any, ...]) -> None:
     torch.library.opcheck(torch.ops.fcnnzoo.conv_relu_pool.default, (x, weight, bias, *arguments))
 
 
+def test_gradcheck_float64_every_argument() -> None:
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(4, 2, 3, 2, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, generator=generator, requires_grad=True)
+    arguments = {"padding": "same", "dilation": (2, 1), "groups": 2, "pool_kernel": 3, "pool_stride": 2,
+                 "pool_padding": 1, "pool_dilation": (1, 2), "ceil_mode": True}
+    assert torch.autograd.gradcheck(lambda *inputs: conv_relu_pool(*inputs, **arguments), (x, weight, bias))
+
+
 @pytest.mark.parametrize("output_mask", [[True, True, True], [False, True, True], [True, False, False]])
 def test_backward_opcheck(output_mask: list[bool]) -> None:
     x, weight, bias = torch.randn(2, 3, 9, 9), torch.randn(4, 3, 3, 3), torch.randn(4)
     grad_output = torch.randn(2, 4, 4, 4)
-    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, [1, 1], [1, 1], [2, 2], [2, 2], False)
+    output, indices = torch.ops.fcnnzoo.conv_relu_pool(x, weight, bias, *PLAIN_ARGUMENTS)
     torch.library.opcheck(
         torch.ops.fcnnzoo.conv_relu_pool_backward.default,
-        (grad_output, x, weight, output, indices, [1, 1], [1, 1], [2, 2], [2, 2], False, output_mask),
+        (grad_output, x, weight, output, indices, *PLAIN_ARGUMENTS, output_mask),
         test_utils=("test_schema", "test_faketensor"),
     )
 

@@ -459,8 +459,8 @@ INVALID_CALLS = [
     pytest.param({"weight": torch.zeros(4, 3, 3, 3, dtype=torch.bool)}, TypeError, "weight must", id="weight-bool"),
     pytest.param({"weight": torch.zeros(4, 3, 3, 3).double()}, TypeError, r"weight has dtype", id="dtype-mismatch"),
     pytest.param({"bias": torch.zeros(4).half()}, TypeError, r"bias has dtype", id="bias-dtype-mismatch"),
-    pytest.param({"x": torch.zeros(3, 8, 8)}, ValueError, r"x must be a 4-D.*unsqueeze", id="x-3d"),
-    pytest.param({"x": torch.zeros(1, 2, 3, 8, 8)}, ValueError, r"x must be a 4-D", id="x-5d"),
+    pytest.param({"x": torch.zeros(8, 8)}, ValueError, r"x must be a 3-D \(C, H, W\) or 4-D", id="x-2d"),
+    pytest.param({"x": torch.zeros(1, 2, 3, 8, 8)}, ValueError, r"x must be a 3-D .* or 4-D", id="x-5d"),
     pytest.param({"weight": torch.zeros(4, 3, 3)}, ValueError, r"weight must be a 4-D", id="weight-3d"),
     pytest.param({"weight": torch.zeros(0, 3, 3, 3)}, ValueError, r"weight must have at least one", id="no-out"),
     pytest.param({"weight": torch.zeros(4, 2, 3, 3)}, ValueError, r"x has 3 channels but weight expects 2", id="mismatch"),
@@ -477,11 +477,40 @@ INVALID_CALLS = [
     pytest.param({"stride": (1, 2, 3)}, TypeError, r"stride must be an int or a pair", id="stride-triple"),
     pytest.param({"stride": True}, TypeError, r"stride must be an int or a pair", id="stride-bool"),
     pytest.param({"padding": -1}, ValueError, r"padding must be non-negative", id="padding-negative"),
-    pytest.param({"padding": "1"}, TypeError, r"padding must be an int or a pair", id="padding-str"),
+    pytest.param({"padding": "1"}, ValueError, r"padding must be an int, a pair of ints, 'same' or 'valid', got '1'",
+                 id="padding-str"),
+    pytest.param({"padding": 1.0}, TypeError, r"padding must be an int or a pair", id="padding-float"),
+    pytest.param({"padding": "same", "stride": 2}, ValueError, r"padding='same' needs stride 1, got stride=\(2, 2\)",
+                 id="same-strided"),
+    pytest.param({"dilation": 0}, ValueError, r"dilation must be positive, got \(0, 0\)", id="dilation-0"),
+    pytest.param({"dilation": (1, -1)}, ValueError, r"dilation must be positive, got \(1, -1\)", id="dilation-neg"),
+    pytest.param({"dilation": 2.0}, TypeError, r"dilation must be an int or a pair", id="dilation-float"),
+    pytest.param({"dilation": 4}, ValueError, r"kernel size \(3, 3\) \(dilated to \(9, 9\)\) is larger", id="dilated-big"),
+    pytest.param({"groups": 0}, ValueError, r"groups must be positive, got 0", id="groups-0"),
+    pytest.param({"groups": 1.0}, TypeError, r"groups must be an int, got 1.0", id="groups-float"),
+    pytest.param(
+        {"groups": 3, "weight": torch.zeros(4, 1, 3, 3)},
+        ValueError,
+        r"groups=3 must divide the weight's out_channels, got weight shape \(4, 1, 3, 3\)",
+        id="groups-out",
+    ),
+    pytest.param(
+        {"groups": 2, "weight": torch.zeros(4, 3, 3, 3)},
+        ValueError,
+        r"x has 3 channels but weight expects in_channels / groups = 3 with groups=2, so 6",
+        id="groups-in",
+    ),
+    pytest.param({"pool_padding": -1}, ValueError, r"pool_padding must be non-negative, got \(-1, -1\)", id="pp-neg"),
+    pytest.param(
+        {"pool_padding": 2}, ValueError, r"pool_padding must be at most half of pool_kernel, got pool_padding=\(2, 2\)", id="pp-big"
+    ),
+    pytest.param({"pool_padding": (0, 1.5)}, TypeError, r"pool_padding must be an int or a pair", id="pp-float"),
+    pytest.param({"pool_dilation": 0}, ValueError, r"pool_dilation must be positive, got \(0, 0\)", id="pd-0"),
+    pytest.param({"pool_dilation": 6}, ValueError, r"output would be empty", id="pd-empty"),
     pytest.param({"pool_kernel": 0}, ValueError, r"pool_kernel must be positive", id="pool-kernel-0"),
     pytest.param({"pool_kernel": (2, -1)}, ValueError, r"pool_kernel must be positive", id="pool-kernel-negative"),
     pytest.param({"pool_stride": 0}, ValueError, r"pool_stride must be positive", id="pool-stride-0"),
-    pytest.param({"pool_stride": [2]}, TypeError, r"pool_stride must be an int or a pair", id="pool-stride-list-1"),
+    pytest.param({"pool_stride": [2, 2, 2]}, TypeError, r"pool_stride must be an int or a pair", id="pool-stride-3"),
     pytest.param({"weight": torch.zeros(4, 3, 9, 3)}, ValueError, r"kernel size \(9, 3\) is larger", id="kernel-big"),
     pytest.param(
         {"weight": torch.zeros(4, 3, 11, 3), "padding": 1}, ValueError, r"padded input \(10, 10\)", id="kernel-big-pad"
@@ -709,3 +738,35 @@ def test_recorded_call_uses_custom_op():
     weight = torch.randn(4, 3, 3, 3)
     names = _recorded_op_names(lambda: conv_relu_pool(x, weight))
     assert "fcnnzoo::conv_relu_pool" in names
+
+
+COMPOSITE_REJECTS = [
+    pytest.param({"groups": 3, "weight": torch.zeros(4, 1, 3, 3)}, id="groups-out"),
+    pytest.param({"groups": 2, "weight": torch.zeros(4, 3, 3, 3)}, id="groups-in"),
+    pytest.param({"groups": 0}, id="groups-0"),
+    pytest.param({"dilation": 0}, id="dilation-0"),
+    pytest.param({"dilation": 4}, id="dilated-big"),
+    pytest.param({"padding": "same", "stride": 2}, id="same-strided"),
+    pytest.param({"padding": "full"}, id="padding-string"),
+    pytest.param({"padding": -1}, id="padding-negative"),
+    pytest.param({"stride": 0}, id="stride-0"),
+    pytest.param({"pool_padding": 2}, id="pool-padding-big"),
+    pytest.param({"pool_padding": -1}, id="pool-padding-negative"),
+    pytest.param({"pool_dilation": 0}, id="pool-dilation-0"),
+    pytest.param({"pool_dilation": 6}, id="pool-output-empty"),
+    pytest.param({"pool_kernel": 7}, id="pool-kernel-big"),
+    pytest.param({"x": torch.zeros(8, 8)}, id="x-2d"),
+]
+
+
+@pytest.mark.parametrize("change", COMPOSITE_REJECTS)
+def test_rejects_what_composite_rejects(change: dict[str, Any]) -> None:
+    call = {**_valid_call(), **change}
+    x = call.pop("x")
+    weight = call.pop("weight")
+    bias = call.pop("bias")
+    with pytest.raises(RuntimeError):
+        conv_relu_pool_reference(x, weight, bias, **call)
+    with pytest.raises(RuntimeError) as caught:
+        conv_relu_pool(x, weight, bias, **call)
+    assert isinstance(caught.value, ValueError)
