@@ -20,4 +20,9 @@ def fcnnzoo_register_quantizers() -> list[QuantizerSpec]:
             factory="fcnnzoo.quantization:Int8WeightOnly",
             description="Per-output-channel symmetric int8 weights for conv and linear layers, dequantized for compute",
         ),
+        QuantizerSpec(
+            name="bf16",
+            factory="fcnnzoo.bfloat16:BFloat16",
+            description="bfloat16 weights for conv and linear layers, computed with float32 accumulation",
+        ),
     ]
