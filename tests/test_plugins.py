@@ -11,6 +11,7 @@ import pytest
 
 import fcnnzoo
 from fcnnzoo import hookspecs
+from fcnnzoo.builtin import quantizers as builtin_quantizers
 from fcnnzoo.registry import PluginError
 from fcnnzoo.registry import PluginWarning
 from fcnnzoo.registry import Registry
@@ -21,6 +22,8 @@ from fcnnzoo.specs import QuantizerSpec
 from fcnnzoo.testing import isolated_registry
 
 GROUP = "test_fcnnzoo_plugins_group"
+# Names that the built-in quantizers module registers, in the registry's sorted order.
+BUILTIN_QUANTIZERS = sorted(spec.name for spec in builtin_quantizers.fcnnzoo_register_quantizers())
 
 HOOKS = {
     "fcnnzoo_register_architectures": ("architecture", ArchitectureSpec),
@@ -138,7 +141,7 @@ def test_entry_point_to_registered_builtin_listed_once(plugin_dir):
     install_distribution(plugin_dir, "fcnnzoo-alias", {"alias": "fcnnzoo.builtin.quantizers"})
 
     registry = Registry(builtin_plugins=("fcnnzoo.builtin.quantizers",), entry_point_group=GROUP)
-    assert [spec.name for spec in registry.specs("quantizer")] == ["int8_weight_only"]
+    assert [spec.name for spec in registry.specs("quantizer")] == BUILTIN_QUANTIZERS
     assert list(infos_of(registry)) == ["fcnnzoo.builtin.quantizers"]
 
 
@@ -309,7 +312,7 @@ def _bad_plugin_registry(plugin_dir: Path, body: str) -> tuple[Registry, fcnnzoo
     with pytest.warns(PluginWarning, match="Skipped a broken plugin"):
         registry.load()
     assert [spec.name for spec in registry.specs("architecture")] == ["healthy"]
-    assert [spec.name for spec in registry.specs("quantizer")] == ["int8_weight_only"]
+    assert [spec.name for spec in registry.specs("quantizer")] == BUILTIN_QUANTIZERS
     infos = infos_of(registry)
     assert infos["good"].status == "ok"
     assert infos["bad"].status == "broken"
