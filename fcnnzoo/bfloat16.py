@@ -22,7 +22,8 @@ What runs in which precision:
   The float32 bias is added after that rounding, and the result is returned
   in the input's dtype.
 
-Every quantized model takes float32 input and returns float32 output.
+A quantized model returns float32 output for float32 input, and the
+input's dtype for other floating-point inputs.
 """
 
 from __future__ import annotations
@@ -321,16 +322,14 @@ class BFloat16(Quantizer):
       inputs and outputs with float32 accumulation inside oneDNN, and then
       the float32 bias.
 
-    The default follows a measurement of the fcnn layers on a 2-core AVX-512
-    CPU with ``avx512_bf16`` (PyTorch 2.13, 2 threads, best of 7 runs, bfloat16
-    times include the input and output casts). The fused float32 conv-ReLU-pool
-    took 0.80 ms and 2.68 ms for its two blocks at batch 256, against 16.9 ms and
-    8.3 ms for PyTorch's bfloat16 conv, ReLU and max-pool, and 18 us and 37 us
-    at batch 1, against 95 us and 96 us. The 1600-to-64 linear layer took 0.29 ms
-    in float32 and 0.17 ms in bfloat16 at batch 256, but 10 us and 31 us at
-    batch 1, and the 64-to-10 layer was slower in bfloat16 at both batches.
-    ``compute="bfloat16"`` therefore pays off only for large conv and linear
-    layers at large batches.
+    The default follows ``benchmarks/test_bf16.py`` on a 2-core AVX-512 CPU
+    with ``avx512_bf16`` (PyTorch 2.13, 2 threads). There the fused float32
+    conv-ReLU-pool blocks of fcnn ran 3 to 20 times faster than PyTorch's
+    bfloat16 conv, ReLU and max-pool, at batch 256 and at batch 1. bfloat16
+    linear layers were faster only for the 1600-to-64 layer at batch 256
+    (about 1.6 times), and slower at batch 1 and for the 64-to-10 layer. So
+    ``compute="bfloat16"`` pays off only for large conv and linear layers at
+    large batches.
 
     Args:
         compute: ``"float32"`` or ``"bfloat16"``, the precision of the
