@@ -324,10 +324,10 @@ class BFloat16(Quantizer):
 
     The default follows ``benchmarks/test_bf16.py`` on a 2-core AVX-512 CPU
     with ``avx512_bf16`` (PyTorch 2.13, 2 threads). There the fused float32
-    conv-ReLU-pool blocks of fcnn ran 3 to 20 times faster than PyTorch's
+    conv-ReLU-pool blocks of fcnn ran 3 to 25 times faster than PyTorch's
     bfloat16 conv, ReLU and max-pool, at batch 256 and at batch 1. bfloat16
     linear layers were faster only for the 1600-to-64 layer at batch 256
-    (about 1.6 times), and slower at batch 1 and for the 64-to-10 layer. So
+    (about 1.5 times), and slower at batch 1 and for the 64-to-10 layer. So
     ``compute="bfloat16"`` pays off only for large conv and linear layers at
     large batches.
 
