@@ -32,6 +32,9 @@ constexpr int64_t kMinMultiplyAddsPerThread = int64_t{262144} * 16 * 4;
 // stay in the L2 cache next to the weights.
 constexpr int64_t kMaxTaskInputBytes = 256 * 1024;
 
+// The most images of one task in linear mode (1x1 inputs and kernels).
+constexpr int64_t kMaxLinearImages = 64;
+
 constexpr int64_t kAlignment = 64;
 
 int64_t ceil_divide(int64_t numerator, int64_t denominator) { return (numerator + denominator - 1) / denominator; }
@@ -236,41 +239,55 @@ void quantized_conv_relu_pool_forward(const QuantizedPackedWeights& packed, cons
   const int threads = static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>({thread_count, 1 + multiply_adds / kMinMultiplyAddsPerThread, ThreadPool::kMaxThreads})));
 
-  // Whole images per task when there are enough of them; otherwise the
-  // pooled rows are split so that every thread gets several tasks.
-  const int64_t wanted_tasks = 4 * static_cast<int64_t>(threads);
-  int64_t row_groups = threads > 1 && shape.batch < wanted_tasks ? ceil_divide(wanted_tasks, shape.batch) : 1;
-  row_groups = std::min(row_groups, sizes.pooled_height);
-  int64_t rows_per_task = ceil_divide(sizes.pooled_height, row_groups);
-  const int64_t row_bytes = plan.row_elements * isa.input_bytes;
-  while (rows_per_task > 1 && input_rows_per_task(shape, rows_per_task) * row_bytes > kMaxTaskInputBytes) {
-    rows_per_task = ceil_divide(rows_per_task, 2);
-  }
-  plan.rows_per_task = rows_per_task;
-  plan.row_group_count = ceil_divide(sizes.pooled_height, rows_per_task);
-
-  // The kernels read up to group - 1 elements past a row's last pixel.
-  const int64_t input_bytes = input_rows_per_task(shape, rows_per_task) * row_bytes + isa.group * isa.input_bytes;
-  const int64_t conv_bytes = sizes.used_conv_width * padded_channels * 4;
-  const int64_t pooled_bytes = sizes.pooled_width * padded_channels * 4;
   int64_t offset = 0;
   auto reserve = [&offset](int64_t bytes) {
     const int64_t start = offset;
     offset += round_up(bytes, kAlignment);
     return start;
   };
-  plan.input_offset = reserve(input_bytes);
-  plan.staging_offset = reserve(shape.in_width * isa.input_bytes);
-  plan.conv_offset = reserve(conv_bytes);
-  plan.row_max_offset = reserve(conv_bytes);
-  plan.pooled_offset = reserve(pooled_bytes);
-  plan.requantized_offset = reserve(pooled_bytes);
+  const int64_t task_target = 4 * static_cast<int64_t>(threads);
+  int64_t task_count = 0;
+  plan.linear = shape.in_height == 1 && shape.in_width == 1 && shape.kernel_height == 1 && shape.kernel_width == 1 &&
+                shape.padding_height == 0 && shape.padding_width == 0;
+  if (plan.linear) {
+    // Whole tiles of images per task, and at most kMaxLinearImages, so the
+    // input rows and accumulators of a task stay in the L2 cache.
+    const int64_t images = std::min(kMaxLinearImages, ceil_divide(shape.batch, task_target));
+    plan.images_per_task = std::max<int64_t>(1, images);
+    task_count = ceil_divide(shape.batch, plan.images_per_task);
+    const int64_t values = plan.images_per_task * shape.in_channels;
+    plan.input_offset = reserve(values * isa.input_bytes + isa.group * isa.input_bytes);
+    plan.staging_offset = reserve(values);
+    plan.row_max_offset = reserve(plan.images_per_task * padded_channels * 4);
+    plan.requantized_offset = reserve(plan.images_per_task * padded_channels * 4);
+  } else {
+    // Whole images per task when there are enough of them; otherwise the
+    // pooled rows are split so that every thread gets several tasks.
+    int64_t row_groups = threads > 1 && shape.batch < task_target ? ceil_divide(task_target, shape.batch) : 1;
+    row_groups = std::min(row_groups, sizes.pooled_height);
+    int64_t rows_per_task = ceil_divide(sizes.pooled_height, row_groups);
+    const int64_t row_bytes = plan.row_elements * isa.input_bytes;
+    while (rows_per_task > 1 && input_rows_per_task(shape, rows_per_task) * row_bytes > kMaxTaskInputBytes) {
+      rows_per_task = ceil_divide(rows_per_task, 2);
+    }
+    plan.rows_per_task = rows_per_task;
+    plan.row_group_count = ceil_divide(sizes.pooled_height, rows_per_task);
+    task_count = shape.batch * plan.row_group_count;
+
+    // The kernels read up to group - 1 elements past a row's last pixel.
+    const int64_t pooled_bytes = sizes.pooled_width * padded_channels * 4;
+    plan.input_offset =
+        reserve(input_rows_per_task(shape, rows_per_task) * row_bytes + isa.group * isa.input_bytes);
+    plan.staging_offset = reserve(2 * shape.in_channels * shape.in_width);
+    plan.row_max_offset = reserve(sizes.used_conv_width * padded_channels * 4);
+    plan.pooled_offset = reserve(pooled_bytes);
+    plan.requantized_offset = reserve(rows_per_task * pooled_bytes);
+  }
   plan.scratch_stride = offset;
   auto scratch = allocate_aligned(plan.scratch_stride * threads);
   std::memset(scratch.get(), 0, static_cast<size_t>(plan.scratch_stride * threads));
   plan.scratch = scratch.get();
 
-  const int64_t task_count = shape.batch * plan.row_group_count;
   const int64_t chunk_size = std::max<int64_t>(1, task_count / (8 * static_cast<int64_t>(threads)));
   ThreadPool::instance().run(threads, task_count, chunk_size, isa.tasks, &plan);
 }

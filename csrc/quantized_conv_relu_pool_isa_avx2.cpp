@@ -50,15 +50,29 @@ struct Avx2Isa {
         }
       }
     }
-    for (int p = 0; p < P; ++p) {
+    if constexpr (P % 2 == 0) {
+      if (tile.pool_pairs) {
+        for (int p = 0; p < P / 2; ++p) {
+          for (int b = 0; b < B; ++b) {
+            accumulators[p][b] = _mm256_max_epi32(accumulators[2 * p][b], accumulators[2 * p + 1][b]);
+          }
+        }
+      }
+    }
+    const int stored = tile.pool_pairs ? P / 2 : P;
+    for (int p = 0; p < stored; ++p) {
       for (int b = 0; b < B; ++b) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile.output + p * tile.output_stride + b * kLanes),
-                            accumulators[p][b]);
+        auto* output = reinterpret_cast<__m256i*>(tile.output + p * tile.output_stride + b * kLanes);
+        __m256i value = accumulators[p][b];
+        if (tile.max_into_output) {
+          value = _mm256_max_epi32(value, _mm256_loadu_si256(output));
+        }
+        _mm256_storeu_si256(output, value);
       }
     }
   }
 
-  static void quantize(const float* values, int64_t count, float inverse_scale, float zero_point, Input* output) {
+  static void quantize(const float* values, int64_t count, float inverse_scale, float zero_point, uint8_t* output) {
     const __m256 inverse = _mm256_set1_ps(inverse_scale);
     const __m256 shift = _mm256_set1_ps(zero_point);
     const __m256 low = _mm256_setzero_ps();
@@ -71,12 +85,12 @@ struct Avx2Isa {
       shifted = _mm256_blendv_ps(shifted, shift, nan);
       shifted = _mm256_min_ps(_mm256_max_ps(shifted, low), high);
       const __m256i integers = _mm256_cvtps_epi32(shifted);
-      const __m128i packed =
+      const __m128i words =
           _mm_packs_epi32(_mm256_castsi256_si128(integers), _mm256_extracti128_si256(integers, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(output + index), packed);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(output + index), _mm_packus_epi16(words, words));
     }
     for (; index < count; ++index) {
-      output[index] = static_cast<Input>(quantize_value(values[index], inverse_scale, zero_point));
+      output[index] = quantize_value(values[index], inverse_scale, zero_point);
     }
   }
 

@@ -5,6 +5,10 @@
 
 #include "quantized_conv_relu_pool_body.h"
 
+// GCC 12 reports the _mm512_undefined_* idiom inside its own intrinsics
+// headers as maybe uninitialized when it inlines them at -O1.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace fcnnzoo {
 namespace {
 
@@ -15,9 +19,9 @@ struct Avx512VnniIsa {
   static constexpr int kGroup = 4;
   static constexpr int kMaxBlocks = 4;
 
-  // Up to 24 accumulators, the weight vectors and a broadcast fit in the 32
+  // Up to 28 accumulators, the weight vectors and a broadcast fit in the 32
   // zmm registers.
-  static constexpr int max_pixels(int blocks) { return blocks <= 2 ? 12 : (blocks == 3 ? 8 : 6); }
+  static constexpr int max_pixels(int blocks) { return blocks == 1 ? 16 : (blocks == 2 ? 14 : (blocks == 3 ? 8 : 6)); }
 
   template <int B, int P>
   static void conv_tile(const QuantizedTile& tile) {
@@ -49,31 +53,44 @@ struct Avx512VnniIsa {
         }
       }
     }
-    for (int p = 0; p < P; ++p) {
+    if constexpr (P % 2 == 0) {
+      if (tile.pool_pairs) {
+        for (int p = 0; p < P / 2; ++p) {
+          for (int b = 0; b < B; ++b) {
+            accumulators[p][b] = _mm512_max_epi32(accumulators[2 * p][b], accumulators[2 * p + 1][b]);
+          }
+        }
+      }
+    }
+    const int stored = tile.pool_pairs ? P / 2 : P;
+    for (int p = 0; p < stored; ++p) {
       for (int b = 0; b < B; ++b) {
-        _mm512_storeu_si512(tile.output + p * tile.output_stride + b * kLanes, accumulators[p][b]);
+        int32_t* output = tile.output + p * tile.output_stride + b * kLanes;
+        __m512i value = accumulators[p][b];
+        if (tile.max_into_output) {
+          value = _mm512_max_epi32(value, _mm512_loadu_si512(output));
+        }
+        _mm512_storeu_si512(output, value);
       }
     }
   }
 
-  static void quantize(const float* values, int64_t count, float inverse_scale, float zero_point, Input* output) {
+  static void quantize(const float* values, int64_t count, float inverse_scale, float zero_point, uint8_t* output) {
     const __m512 inverse = _mm512_set1_ps(inverse_scale);
     const __m512 shift = _mm512_set1_ps(zero_point);
     const __m512 low = _mm512_setzero_ps();
     const __m512 high = _mm512_set1_ps(255.0F);
-    int64_t index = 0;
-    for (; index + kLanes <= count; index += kLanes) {
-      const __m512 scaled = _mm512_mul_ps(_mm512_loadu_ps(values + index), inverse);
+    for (int64_t index = 0; index < count; index += kLanes) {
+      // The last vector loads and stores only the lanes inside count.
+      const int64_t remaining = std::min<int64_t>(kLanes, count - index);
+      const auto mask = static_cast<__mmask16>((1U << remaining) - 1U);
+      const __m512 scaled = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, values + index), inverse);
       __m512 shifted =
           _mm512_add_ps(_mm512_roundscale_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), shift);
       const __mmask16 nan = _mm512_cmp_ps_mask(shifted, shifted, _CMP_UNORD_Q);
       shifted = _mm512_mask_mov_ps(shifted, nan, shift);
       shifted = _mm512_min_ps(_mm512_max_ps(shifted, low), high);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(output + index),
-                       _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(shifted)));
-    }
-    for (; index < count; ++index) {
-      output[index] = static_cast<Input>(quantize_value(values[index], inverse_scale, zero_point));
+      _mm512_mask_cvtepi32_storeu_epi8(output + index, mask, _mm512_cvtps_epi32(shifted));
     }
   }
 

@@ -38,14 +38,27 @@ struct GenericIsa {
         weight += kChannels * kGroup;
       }
     }
-    for (int p = 0; p < P; ++p) {
-      std::memcpy(tile.output + p * tile.output_stride, accumulators[p], sizeof accumulators[p]);
+    if constexpr (P % 2 == 0) {
+      if (tile.pool_pairs) {
+        for (int p = 0; p < P / 2; ++p) {
+          for (int o = 0; o < kChannels; ++o) {
+            accumulators[p][o] = std::max(accumulators[2 * p][o], accumulators[2 * p + 1][o]);
+          }
+        }
+      }
+    }
+    const int stored = tile.pool_pairs ? P / 2 : P;
+    for (int p = 0; p < stored; ++p) {
+      int32_t* output = tile.output + p * tile.output_stride;
+      for (int o = 0; o < kChannels; ++o) {
+        output[o] = tile.max_into_output ? std::max(output[o], accumulators[p][o]) : accumulators[p][o];
+      }
     }
   }
 
-  static void quantize(const float* values, int64_t count, float inverse_scale, float zero_point, Input* output) {
+  static void quantize(const float* values, int64_t count, float inverse_scale, float zero_point, uint8_t* output) {
     for (int64_t index = 0; index < count; ++index) {
-      output[index] = static_cast<Input>(quantize_value(values[index], inverse_scale, zero_point));
+      output[index] = quantize_value(values[index], inverse_scale, zero_point);
     }
   }
 

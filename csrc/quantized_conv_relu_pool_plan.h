@@ -11,7 +11,8 @@
 namespace fcnnzoo {
 
 // Everything a task needs, fixed before the parallel phase. A task covers
-// one image and rows_per_task pooled rows, and writes only to its worker's
+// one image and rows_per_task pooled rows (or, in linear mode,
+// images_per_task images), and writes only to its worker's
 // scratch memory and its own part of the output.
 struct QuantizedTaskPlan {
   ConvReluPoolShape shape;
@@ -25,6 +26,11 @@ struct QuantizedTaskPlan {
   // zeros to packed->padded_channels.
   const int32_t* folded_bias = nullptr;
   const float* multiplier = nullptr;
+
+  // Linear mode: 1x1 inputs, kernels and pools, no padding. A task then
+  // covers images_per_task images, which form the pixels of one row.
+  bool linear = false;
+  int64_t images_per_task = 0;
 
   int64_t rows_per_task = 0;
   int64_t row_group_count = 0;
@@ -40,7 +46,6 @@ struct QuantizedTaskPlan {
   int64_t scratch_stride = 0;
   int64_t input_offset = 0;
   int64_t staging_offset = 0;
-  int64_t conv_offset = 0;
   int64_t row_max_offset = 0;
   int64_t pooled_offset = 0;
   int64_t requantized_offset = 0;
