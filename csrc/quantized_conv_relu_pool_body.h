@@ -88,8 +88,8 @@ inline void transpose_8x8_bytes(const uint8_t* source, int64_t source_stride, ui
       _mm_unpacklo_epi32(words0123_high, words4567_high), _mm_unpackhi_epi32(words0123_high, words4567_high)};
   for (int pair = 0; pair < 4; ++pair) {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(destination + (2 * pair) * destination_stride), columns[pair]);
-    _mm_storeh_pd(reinterpret_cast<double*>(destination + (2 * pair + 1) * destination_stride),
-                  _mm_castsi128_pd(columns[pair]));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(destination + (2 * pair + 1) * destination_stride),
+                     _mm_unpackhi_epi64(columns[pair], columns[pair]));
   }
 }
 #endif

@@ -184,6 +184,7 @@ def _check_tensors(
     weight_q = _check_tensor(weight_q, "weight_q", "int8")
     if weight_q.dtype != torch.int8:
         raise TypeError(f"weight_q must have dtype torch.int8, got {weight_q.dtype}; quantize the weight first.")
+
     if x.dim() != 4:
         raise ValueError(f"x must be a 4-D tensor (N, C, H, W), got shape {tuple(x.shape)}.")
     if weight_q.dim() != 4:
@@ -198,6 +199,7 @@ def _check_tensors(
             f"x has {x.shape[1]} channels but weight_q expects {weight_q.shape[1]} "
             f"(x shape {tuple(x.shape)}, weight_q shape {tuple(weight_q.shape)})."
         )
+
     out_channels = weight_q.shape[0]
     if bias_q is not None:
         bias_q = _check_tensor(bias_q, "bias_q", "int32")
@@ -205,11 +207,13 @@ def _check_tensors(
             raise TypeError(f"bias_q must have dtype torch.int32, got {bias_q.dtype}.")
         if tuple(bias_q.shape) != (out_channels,):
             raise ValueError(f"bias_q must have shape ({out_channels},), got {tuple(bias_q.shape)}.")
+
     multiplier = _check_tensor(multiplier, "multiplier", "float32")
     if not multiplier.is_floating_point():
         raise TypeError(f"multiplier must be a float tensor, got dtype {multiplier.dtype}.")
     if tuple(multiplier.shape) != (out_channels,):
         raise ValueError(f"multiplier must have shape ({out_channels},), got {tuple(multiplier.shape)}.")
+
     for name, tensor in (("weight_q", weight_q), ("bias_q", bias_q), ("multiplier", multiplier)):
         if tensor is not None and tensor.device != x.device:
             raise ValueError(f"{name} is on {tensor.device} but x is on {x.device}; move both to the same device.")
@@ -248,11 +252,13 @@ def quantized_conv_relu_pool(
     """Run the quantized block, with the arguments and result of :func:`quantized_conv_relu_pool_reference`.
 
     Float32 and uint8 inputs on the CPU run the native int8 kernel (AVX-512
-    VNNI, AVX2 or portable C++, as ``FCNNZOO_CPU_CAPABILITY`` allows), which
-    gives the reference's result exactly while ``|acc| < 2**24`` and within
-    one quantization step beyond. Other devices and dtypes, inputs that
-    require gradients, compiled code and calls whose accumulators could
-    leave the int32 range run the reference.
+    VNNI, AVX2 or portable C++, as ``FCNNZOO_CPU_CAPABILITY`` allows). It
+    gives the reference's result exactly, also for ``|acc| >= 2**24``,
+    because its int32 -> float32 conversion rounds as the reference's
+    float64 -> float32 conversion does. Other devices and dtypes, inputs
+    that require gradients, compiled code and calls whose accumulators
+    could leave the int32 range run the reference. Packed weights are
+    cached; see :mod:`fcnnzoo.quantized_plans`.
 
     Raises:
         TypeError: if a tensor, scale, zero point or size argument has the wrong type or dtype.

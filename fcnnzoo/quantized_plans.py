@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 Pair = tuple[int, int]
 PlanKey = tuple[object, ...]
 
-# Enough for every layer of a few quantized models; each entry holds one
+# Enough for every layer of a few quantized models; each entry contains one
 # packed copy of an int8 weight.
 _MAX_PLANS = 64
 

@@ -1,10 +1,11 @@
 // Checks the int8 kernel that this process may run against a naive
 // reference written here, with int64 accumulators, on random shapes and on
-// fixed edge cases: odd channel counts, strides, padding, ceil_mode pools,
-// zero points 0, 128 and 255, extreme weights and inputs, NaN and infinite
-// float inputs, and batch sizes 0 and 1. Plain C++ without Python, built
-// with -DFCNNZOO_BUILD_NATIVE_TESTS=ON and run by CTest, usually under
-// AddressSanitizer and UndefinedBehaviorSanitizer (scripts/native-tests.sh).
+// fixed edge cases. The cases cover odd channel counts, strides, padding,
+// ceil_mode pools, zero points 0, 128 and 255, extreme weights and inputs,
+// NaN and infinite float inputs, and batch sizes 0 and 1. Plain C++ without
+// Python, built with -DFCNNZOO_BUILD_NATIVE_TESTS=ON and run by CTest,
+// usually under AddressSanitizer and UndefinedBehaviorSanitizer
+// (scripts/native-tests.sh).
 //
 // FCNNZOO_CPU_CAPABILITY (avx512, avx2, default) limits the kernel to one
 // instruction-set level and below; the program checks that the kernel name
