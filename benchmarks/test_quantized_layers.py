@@ -11,7 +11,10 @@ the form the quantized model runs it:
   linear layers).
 - ``torch_eager``: ``conv2d -> relu -> max_pool2d``, or ``linear -> relu``.
 
-Every benchmark first checks its result: the int8 kernel exactly against
+A last group chains the four int8 calls into fcnn's forward pass and
+times it against the float fused fcnn model at the same batch size.
+
+Every layer benchmark first checks its result: the int8 kernel exactly against
 the float64 reference of the same integer arithmetic, the float paths
 against the PyTorch composite. ``flop_count`` counts two operations per
 multiply-add of the convolution outputs that a pool window covers, integer
@@ -33,6 +36,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from reference_checks import OUTPUT_ATOL
 from reference_checks import OUTPUT_RTOL
 
+import fcnnzoo
 from fcnnzoo import _C
 from fcnnzoo.nn import ConvReLUPool
 from fcnnzoo.quantized_ops import quantized_conv_relu_pool
@@ -171,3 +175,54 @@ def test_quantized_layer_forward(benchmark: BenchmarkFixture, layer_name: str, i
         result = run().reshape(expected.shape)
         torch.testing.assert_close(result, expected, rtol=OUTPUT_RTOL, atol=OUTPUT_ATOL)
         benchmark(run)
+
+
+def make_int8_chain(operands: dict[str, dict[str, torch.Tensor]]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return fcnn's forward pass as four int8 kernel calls on the operands of each layer."""
+
+    def call(name: str, x: torch.Tensor) -> torch.Tensor:
+        layer = LAYERS[name]
+        layer_operands = operands[name]
+        return quantized_conv_relu_pool(
+            x,
+            layer_operands["weight_q"],
+            layer_operands["bias_q"],
+            layer_operands["multiplier"],
+            input_scale=float(layer_operands["input_scale"]),
+            input_zero_point=0,
+            output_scale=float(layer_operands["output_scale"]),
+            output_zero_point=0,
+            pool_kernel=layer.pool,
+            relu=layer.relu,
+            output_dtype=layer.output_dtype,
+        )
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        hidden = call("layer2", call("layer1", x))
+        hidden = call("linear1", hidden.reshape(x.shape[0], -1, 1, 1))
+        return call("linear2", hidden).flatten(1)
+
+    return forward
+
+
+@pytest.mark.parametrize("implementation", ["int8_chain", "float_fused_model"])
+def test_quantized_chain_forward(benchmark: BenchmarkFixture, implementation: str) -> None:
+    """Time fcnn at batch 256: the four int8 kernel calls chained, against the float fused model.
+
+    The int8 weights are random, not calibrated from the float model, so
+    this group times the kernels only. A quantized model adds its own
+    Python overhead.
+    """
+    x = torch.rand(BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    benchmark.group = f"int8 fcnn b{BATCH} forward"
+    benchmark.extra_info["num_threads"] = torch.get_num_threads()
+    with torch.no_grad():
+        if implementation == "int8_chain":
+            run = make_int8_chain({name: make_operands(layer) for name, layer in LAYERS.items()})
+        else:
+            run = fcnnzoo.create_model("fcnn").eval()
+        result = run(x)
+        assert result.shape == (BATCH, 10)
+        assert result.dtype == torch.float32
+        assert bool(torch.isfinite(result).all())
+        benchmark(run, x)

@@ -13,8 +13,10 @@ PyTorch, such as through a NumPy view of the weight, are not seen: call
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 
+import numpy as np
 import torch
 
 from fcnnzoo import _C
@@ -31,6 +33,8 @@ PlanKey = tuple[object, ...]
 _MAX_PLANS = 64
 
 _PLANS: OrderedDict[PlanKey, tuple[torch.Tensor, _C.QuantizedForwardPlan]] = OrderedDict()
+# Calls from several Python threads may look up and evict entries at the same time.
+_PLANS_LOCK = threading.Lock()
 
 # Tensor subclasses may change what operations do, so they take the reference path.
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
@@ -38,7 +42,8 @@ _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 def forget_quantized_plans() -> None:
     """Drop every cached packed weight, so the next calls pack again."""
-    _PLANS.clear()
+    with _PLANS_LOCK:
+        _PLANS.clear()
 
 
 def runs_native(x: torch.Tensor, weight_q: torch.Tensor, bias_q: torch.Tensor | None, multiplier: torch.Tensor) -> bool:
@@ -58,16 +63,26 @@ def runs_native(x: torch.Tensor, weight_q: torch.Tensor, bias_q: torch.Tensor | 
     return not torch.compiler.is_compiling()
 
 
+def _as_array(tensor: torch.Tensor) -> np.ndarray:
+    """Return a NumPy view of a CPU tensor, copied first if it is not contiguous."""
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    if not tensor.is_contiguous():
+        tensor = tensor.contiguous()
+    return tensor.numpy()
+
+
 def _plan_for(weight_q: torch.Tensor, arguments: tuple[Pair, Pair, Pair, Pair, bool]) -> _C.QuantizedForwardPlan:
     stride, padding, pool_kernel, pool_stride, ceil_mode = arguments
     cacheable = weight_q.is_contiguous() and not weight_q.is_inference()
     key: PlanKey | None = None
     if cacheable:
         key = (weight_q.data_ptr(), weight_q._version, tuple(weight_q.shape), *arguments)
-        entry = _PLANS.get(key)
-        if entry is not None:
-            _PLANS.move_to_end(key)
-            return entry[1]
+        with _PLANS_LOCK:
+            entry = _PLANS.get(key)
+            if entry is not None:
+                _PLANS.move_to_end(key)
+                return entry[1]
 
     plan = _C.QuantizedForwardPlan(
         weight_q.detach().contiguous().numpy(),
@@ -79,9 +94,10 @@ def _plan_for(weight_q: torch.Tensor, arguments: tuple[Pair, Pair, Pair, Pair, b
     )
     logger.debug("quantized_conv_relu_pool: packed weight %s for kernel %s", tuple(weight_q.shape), plan.kernel)
     if key is not None:
-        _PLANS[key] = (weight_q, plan)
-        if len(_PLANS) > _MAX_PLANS:
-            _PLANS.popitem(last=False)
+        with _PLANS_LOCK:
+            _PLANS[key] = (weight_q, plan)
+            if len(_PLANS) > _MAX_PLANS:
+                _PLANS.popitem(last=False)
     return plan
 
 
@@ -125,11 +141,10 @@ def native_quantized_forward(
     plan = _plan_for(weight_q, arguments)
     pooled_height, pooled_width = plan.output_size(x.shape[2], x.shape[3])
     output = torch.empty((x.shape[0], weight_q.shape[0], pooled_height, pooled_width), dtype=output_dtype)
-    bias_array = None if bias_q is None else bias_q.detach().contiguous().numpy()
     ran = plan.forward(
-        x.detach().contiguous().numpy(),
-        bias_array,
-        multiplier.detach().to(torch.float32).contiguous().numpy(),
+        _as_array(x),
+        None if bias_q is None else _as_array(bias_q),
+        _as_array(multiplier if multiplier.dtype is torch.float32 else multiplier.to(torch.float32)),
         output.numpy(),
         input_scale=float(input_scale),
         input_zero_point=int(input_zero_point),

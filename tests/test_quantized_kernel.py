@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -264,6 +265,30 @@ def test_forget_quantized_plans_empties_cache() -> None:
     assert quantized_plans._PLANS
     quantized_plans.forget_quantized_plans()
     assert not quantized_plans._PLANS
+
+
+def test_concurrent_calls_match_reference() -> None:
+    # More weights than the cache keeps, so threads also evict each other's entries.
+    generator = torch.Generator().manual_seed(11)
+    weights = [torch.randint(-127, 128, (8, 3, 3, 3), generator=generator).to(torch.int8) for _ in range(80)]
+    x = torch.randint(0, 256, (2, 3, 9, 9), generator=generator).to(torch.uint8)
+    multiplier = torch.full((8,), 1e-3)
+    arguments = dict(input_scale=0.1, input_zero_point=3, output_scale=0.1, output_zero_point=0)
+    expected = [quantized_conv_relu_pool_reference(x, weight, None, multiplier, **arguments) for weight in weights]
+    mismatches: list[int] = []
+
+    def run() -> None:
+        for index, weight in enumerate(weights):
+            if not torch.equal(quantized_conv_relu_pool(x, weight, None, multiplier, **arguments), expected[index]):
+                mismatches.append(index)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert mismatches == []
+    assert len(quantized_plans._PLANS) <= quantized_plans._MAX_PLANS
 
 
 def good_arguments() -> tuple[tuple[torch.Tensor, ...], dict[str, object]]:
