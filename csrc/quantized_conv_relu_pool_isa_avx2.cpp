@@ -77,9 +77,12 @@ struct Avx2Isa {
     const __m256 shift = _mm256_set1_ps(zero_point);
     const __m256 low = _mm256_setzero_ps();
     const __m256 high = _mm256_set1_ps(255.0F);
-    int64_t index = 0;
-    for (; index + kLanes <= count; index += kLanes) {
-      const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(values + index), inverse);
+    const __m256i lane_numbers = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t index = 0; index < count; index += kLanes) {
+      // The last vector loads only the lanes inside count.
+      const int remaining = static_cast<int>(std::min<int64_t>(kLanes, count - index));
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(remaining), lane_numbers);
+      const __m256 scaled = _mm256_mul_ps(_mm256_maskload_ps(values + index, mask), inverse);
       __m256 shifted = _mm256_add_ps(_mm256_round_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), shift);
       const __m256 nan = _mm256_cmp_ps(shifted, shifted, _CMP_UNORD_Q);
       shifted = _mm256_blendv_ps(shifted, shift, nan);
@@ -87,10 +90,14 @@ struct Avx2Isa {
       const __m256i integers = _mm256_cvtps_epi32(shifted);
       const __m128i words =
           _mm_packs_epi32(_mm256_castsi256_si128(integers), _mm256_extracti128_si256(integers, 1));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(output + index), _mm_packus_epi16(words, words));
-    }
-    for (; index < count; ++index) {
-      output[index] = quantize_value(values[index], inverse_scale, zero_point);
+      const __m128i bytes = _mm_packus_epi16(words, words);
+      if (remaining == kLanes) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(output + index), bytes);
+      } else {
+        alignas(16) uint8_t lanes[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bytes);
+        std::memcpy(output + index, lanes, static_cast<size_t>(remaining));
+      }
     }
   }
 
