@@ -31,6 +31,7 @@ native kernels may differ from it by one quantization step.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -159,7 +160,8 @@ def _check_tensor(value: object, name: str, dtypes: str) -> torch.Tensor:
 
 
 def _check_scale(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real also admits NumPy floats, which quantizers often produce.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a float, got {value!r} ({type(value).__name__}).")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be finite and positive, got {value!r}.")
@@ -167,11 +169,11 @@ def _check_scale(value: object, name: str) -> float:
 
 
 def _check_zero_point(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int in [0, 255], got {value!r} ({type(value).__name__}).")
     if not QUINT8_MIN <= value <= QUINT8_MAX:
         raise ValueError(f"{name} must be in [0, 255], got {value}.")
-    return value
+    return int(value)
 
 
 def _check_tensors(

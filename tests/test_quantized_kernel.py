@@ -359,6 +359,13 @@ def test_bad_keyword_rejected(name, value, error, message) -> None:
         quantized_conv_relu_pool(*tensors, **keywords)
 
 
+def test_numpy_scalars_accepted() -> None:
+    tensors, keywords = good_arguments()
+    expected = quantized_conv_relu_pool_reference(*tensors, **keywords)
+    keywords = {name: np.float32(value) if "scale" in name else np.int64(value) for name, value in keywords.items()}
+    torch.testing.assert_close(quantized_conv_relu_pool(*tensors, **keywords), expected, rtol=0, atol=0)
+
+
 def test_kernel_larger_than_input_rejected() -> None:
     tensors, keywords = good_arguments()
     x = tensors[0][:, :, :2, :2]
