@@ -467,6 +467,10 @@ class ForwardPlan {
 };
 
 }  // namespace
+
+// Defined in quantized_bindings.cpp.
+void define_quantized_bindings(py::module_& module);
+
 }  // namespace fcnnzoo
 
 PYBIND11_MODULE(_C, module) {
@@ -602,4 +606,6 @@ Raises:
 
   module.def("supported_kernels", &fcnnzoo::supported_kernel_names,
              "Return the kernel names this CPU can run, in the order the default choice tries them.");
+
+  fcnnzoo::define_quantized_bindings(module);
 }

@@ -111,6 +111,8 @@ const IsaFunctions& widest_isa_functions() {
   return kGenericFunctions;
 }
 
+int cpu_capability_level() { return static_cast<int>(capability_limit()); }
+
 std::vector<std::string> supported_kernel_names() {
   std::vector<std::string> names;
   for (const ConvReluPoolKernel& kernel : kKernels) {

@@ -107,6 +107,11 @@ bool conv_relu_pool_backward(const ConvReluPoolShape& shape, const ConvReluPoolS
 // makes this and find_kernel throw std::invalid_argument.
 std::vector<std::string> supported_kernel_names();
 
+// The instruction-set level that FCNNZOO_CPU_CAPABILITY allows on this CPU:
+// 2 for avx512 (the default when unset), 1 for avx2, 0 for default. Throws
+// std::invalid_argument like supported_kernel_names.
+int cpu_capability_level();
+
 // The variant called name, or, when name is empty, the first variant in
 // table order that this CPU supports and that supports and prefers the shape.
 // Throws std::invalid_argument if the name is unknown, this CPU lacks the

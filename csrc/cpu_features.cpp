@@ -16,9 +16,16 @@ bool cpu_supports_avx2_fma() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+bool cpu_supports_avx512_vnni() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+}
+
 #else
 
 bool cpu_supports_avx512f() { return false; }
+
+bool cpu_supports_avx512_vnni() { return false; }
 
 bool cpu_supports_avx2_fma() { return false; }
 

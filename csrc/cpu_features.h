@@ -9,6 +9,9 @@ bool cpu_supports_avx512f();
 // True when the CPU and the operating system support AVX2 and FMA3.
 bool cpu_supports_avx2_fma();
 
+// True when the CPU and the operating system support AVX-512F and AVX-512 VNNI.
+bool cpu_supports_avx512_vnni();
+
 // Always true: the portable variants need nothing beyond the base ISA.
 bool cpu_supports_baseline();
 

@@ -30,10 +30,15 @@ native kernels may differ from it by one quantization step.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from fcnnzoo import ops
+from fcnnzoo import quantized_plans
 
 __all__ = [
     "QUINT8_MAX",
@@ -148,6 +153,86 @@ def quantized_conv_relu_pool_reference(
     return dequantize_uint8(q, output_scale, output_zero_point)
 
 
+def _check_tensor(value: object, name: str, dtypes: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of {dtypes}, got {type(value).__name__}.")
+    return value
+
+
+def _check_scale(value: object, name: str) -> float:
+    # numbers.Real also admits NumPy floats, which quantizers often produce.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float, got {value!r} ({type(value).__name__}).")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and positive, got {value!r}.")
+    return float(value)
+
+
+def _check_zero_point(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int in [0, 255], got {value!r} ({type(value).__name__}).")
+    if not QUINT8_MIN <= value <= QUINT8_MAX:
+        raise ValueError(f"{name} must be in [0, 255], got {value}.")
+    return int(value)
+
+
+def _check_tensors(
+    x: object, weight_q: object, bias_q: object, multiplier: object
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Validate the tensors of a call, raising TypeError or ValueError that names the argument."""
+    x = _check_tensor(x, "x", "float or uint8")
+    if not (x.dtype == torch.uint8 or x.is_floating_point()):
+        raise TypeError(f"x must be a float tensor or its uint8 quantized form, got dtype {x.dtype}.")
+    weight_q = _check_tensor(weight_q, "weight_q", "int8")
+    if weight_q.dtype != torch.int8:
+        raise TypeError(f"weight_q must have dtype torch.int8, got {weight_q.dtype}; quantize the weight first.")
+
+    if x.dim() != 4:
+        raise ValueError(f"x must be a 4-D tensor (N, C, H, W), got shape {tuple(x.shape)}.")
+    if weight_q.dim() != 4:
+        raise ValueError(
+            "weight_q must be a 4-D tensor (out_channels, in_channels, kernel_height, kernel_width), "
+            f"got shape {tuple(weight_q.shape)}."
+        )
+    if weight_q.shape[0] == 0:
+        raise ValueError(f"weight_q must have at least one output channel, got shape {tuple(weight_q.shape)}.")
+    if x.shape[1] != weight_q.shape[1]:
+        raise ValueError(
+            f"x has {x.shape[1]} channels but weight_q expects {weight_q.shape[1]} "
+            f"(x shape {tuple(x.shape)}, weight_q shape {tuple(weight_q.shape)})."
+        )
+
+    out_channels = weight_q.shape[0]
+    if bias_q is not None:
+        bias_q = _check_tensor(bias_q, "bias_q", "int32")
+        if bias_q.dtype != torch.int32:
+            raise TypeError(f"bias_q must have dtype torch.int32, got {bias_q.dtype}.")
+        if tuple(bias_q.shape) != (out_channels,):
+            raise ValueError(f"bias_q must have shape ({out_channels},), got {tuple(bias_q.shape)}.")
+
+    multiplier = _check_tensor(multiplier, "multiplier", "float32")
+    if not multiplier.is_floating_point():
+        raise TypeError(f"multiplier must be a float tensor, got dtype {multiplier.dtype}.")
+    if tuple(multiplier.shape) != (out_channels,):
+        raise ValueError(f"multiplier must have shape ({out_channels},), got {tuple(multiplier.shape)}.")
+
+    for name, tensor in (("weight_q", weight_q), ("bias_q", bias_q), ("multiplier", multiplier)):
+        if tensor is not None and tensor.device != x.device:
+            raise ValueError(f"{name} is on {tensor.device} but x is on {x.device}; move both to the same device.")
+    return x, weight_q, bias_q, multiplier
+
+
+def _check_multiplier_values(multiplier: torch.Tensor) -> None:
+    """Reject multipliers that are negative or not finite, as the native kernel does."""
+    values = multiplier.detach().to(torch.float32)
+    invalid = ~(torch.isfinite(values) & (values >= 0))
+    if bool(invalid.any()):
+        channel = int(invalid.nonzero()[0, 0])
+        raise ValueError(
+            f"multiplier must be finite and not negative, got {float(values[channel])} for output channel {channel}."
+        )
+
+
 def quantized_conv_relu_pool(
     x: torch.Tensor,
     weight_q: torch.Tensor,
@@ -166,8 +251,69 @@ def quantized_conv_relu_pool(
     relu: bool = True,
     output_dtype: torch.dtype = torch.uint8,
 ) -> torch.Tensor:
-    """Run the quantized block, with the arguments and result of :func:`quantized_conv_relu_pool_reference`."""
-    # TODO: run the native int8 kernel for CPU inputs; until then every call takes the reference.
+    """Run the quantized block, with the arguments and result of :func:`quantized_conv_relu_pool_reference`.
+
+    Float32 and uint8 inputs on the CPU run the native int8 kernel (AVX-512
+    VNNI, AVX2 or portable C++, as ``FCNNZOO_CPU_CAPABILITY`` allows). It
+    gives the reference's result exactly, also for ``|acc| >= 2**24``,
+    because its int32 -> float32 conversion rounds as the reference's
+    float64 -> float32 conversion does. Other devices and dtypes, inputs
+    that require gradients, compiled code and calls whose accumulators
+    could leave the int32 range run the reference. Packed weights are
+    cached; see :mod:`fcnnzoo.quantized_plans`.
+
+    Raises:
+        TypeError: if a tensor, scale, zero point or size argument has the wrong type or dtype.
+        ValueError: if a shape, scale, zero point, multiplier or size argument is invalid.
+    """
+    x, weight_q, bias_q, multiplier = _check_tensors(x, weight_q, bias_q, multiplier)
+    input_scale = _check_scale(input_scale, "input_scale")
+    output_scale = _check_scale(output_scale, "output_scale")
+    input_zero_point = _check_zero_point(input_zero_point, "input_zero_point")
+    output_zero_point = _check_zero_point(output_zero_point, "output_zero_point")
+    if output_dtype not in (torch.uint8, torch.float32):
+        raise ValueError(f"output_dtype must be torch.uint8 or torch.float32, got {output_dtype}.")
+    for name, flag in (("ceil_mode", ceil_mode), ("relu", relu)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r} ({type(flag).__name__}).")
+    # Raises TypeError or ValueError for invalid sizes, naming the argument.
+    ops.conv_relu_pool_output_size(
+        (x.shape[2], x.shape[3]),
+        (weight_q.shape[2], weight_q.shape[3]),
+        stride=stride,
+        padding=padding,
+        pool_kernel=pool_kernel,
+        pool_stride=pool_stride,
+        ceil_mode=ceil_mode,
+    )
+
+    if quantized_plans.runs_native(x, weight_q, bias_q, multiplier):
+        kernel = _pair(pool_kernel)
+        arguments = (
+            _pair(stride),
+            _pair(padding),
+            kernel,
+            kernel if pool_stride is None else _pair(pool_stride),
+            ceil_mode,
+        )
+        output = quantized_plans.native_quantized_forward(
+            x,
+            weight_q,
+            bias_q,
+            multiplier,
+            input_scale=input_scale,
+            input_zero_point=input_zero_point,
+            output_scale=output_scale,
+            output_zero_point=output_zero_point,
+            arguments=arguments,
+            relu=relu,
+            output_dtype=output_dtype,
+        )
+        if output is not None:
+            return output
+    else:
+        _check_multiplier_values(multiplier)
+
     return quantized_conv_relu_pool_reference(
         x,
         weight_q,
