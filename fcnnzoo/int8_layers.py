@@ -219,8 +219,12 @@ class StaticInt8ConvReLUPool(_StaticInt8Layer):
         self.kernel_size = source.kernel_size
         self.stride = source.stride
         self.padding = source.padding
+        self.dilation = source.dilation
+        self.groups = source.groups
         self.pool_kernel = source.pool_kernel
         self.pool_stride = source.pool_stride
+        self.pool_padding = source.pool_padding
+        self.pool_dilation = source.pool_dilation
         self.ceil_mode = source.ceil_mode
 
     @classmethod
@@ -230,23 +234,32 @@ class StaticInt8ConvReLUPool(_StaticInt8Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        return quantized_conv_relu_pool(
-            x,
+        # An unbatched (C, H, W) image runs as a batch of one, as in the float layer.
+        unbatched = x.dim() == 3
+        output = quantized_conv_relu_pool(
+            x.unsqueeze(0) if unbatched else x,
             self.weight_int8,
             self.bias_int32,
             self.multiplier(),
             stride=self.stride,
             padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
             pool_kernel=self.pool_kernel,
             pool_stride=self.pool_stride,
+            pool_padding=self.pool_padding,
+            pool_dilation=self.pool_dilation,
             ceil_mode=self.ceil_mode,
             **self.activation_settings(),
         )
+        return output.squeeze(0) if unbatched else output
 
     def extra_repr(self) -> str:
+        padding = repr(self.padding) if isinstance(self.padding, str) else str(self.padding)
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, pool_kernel={self.pool_kernel}, pool_stride={self.pool_stride}, "
+            f"padding={padding}, dilation={self.dilation}, groups={self.groups}, pool_kernel={self.pool_kernel}, "
+            f"pool_stride={self.pool_stride}, pool_padding={self.pool_padding}, pool_dilation={self.pool_dilation}, "
             f"ceil_mode={self.ceil_mode}, {self.describe_quantization()}"
         )
 

@@ -30,6 +30,7 @@ native kernels may differ from it by one quantization step.
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ import torch.nn.functional as F
 
 from fcnnzoo import ops
 from fcnnzoo import quantized_plans
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "QUINT8_MAX",
@@ -95,9 +98,13 @@ def quantized_conv_relu_pool_reference(
     output_scale: float,
     output_zero_point: int,
     stride: int | Sequence[int] = 1,
-    padding: int | Sequence[int] = 0,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
     pool_kernel: int | Sequence[int] = 2,
     pool_stride: int | Sequence[int] | None = None,
+    pool_padding: int | Sequence[int] = 0,
+    pool_dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     relu: bool = True,
     output_dtype: torch.dtype = torch.uint8,
@@ -107,7 +114,7 @@ def quantized_conv_relu_pool_reference(
     Args:
         x: a float input of shape ``(N, C, H, W)``, quantized with
             ``input_scale`` and ``input_zero_point``, or its uint8 quantized form.
-        weight_q: int8 weight of shape ``(O, C, KH, KW)``.
+        weight_q: int8 weight of shape ``(O, C / groups, KH, KW)``.
         bias_q: int32 bias of shape ``(O,)`` in units of
             ``input_scale * weight_scale[o]``, or None for no bias.
         multiplier: float32 requantization multipliers of shape ``(O,)``,
@@ -117,9 +124,13 @@ def quantized_conv_relu_pool_reference(
         output_scale: scale of the output quantization.
         output_zero_point: zero point of the output quantization, in ``[0, 255]``.
         stride: convolution stride.
-        padding: convolution zero padding.
+        padding: convolution zero padding, or ``"same"`` or ``"valid"`` as in ``conv2d``.
+        dilation: spacing between kernel taps.
+        groups: number of channel groups, as in ``conv2d``.
         pool_kernel: max-pool window size.
         pool_stride: max-pool stride; None means ``pool_kernel``.
+        pool_padding: max-pool padding, which never wins a window, as in ``max_pool2d``.
+        pool_dilation: spacing between max-pool window positions.
         ceil_mode: max-pool output size rounding, as in ``max_pool2d``.
         relu: whether to apply ReLU before requantization.
         output_dtype: ``torch.uint8`` for the quantized output or
@@ -137,12 +148,14 @@ def quantized_conv_relu_pool_reference(
 
     # Integer values up to 2**53 are exact in float64, far above any int32 accumulator.
     centered = xq.to(torch.float64) - input_zero_point
-    acc = F.conv2d(centered, weight_q.to(torch.float64), None, _pair(stride), _pair(padding))
+    conv_padding = padding if isinstance(padding, str) else _pair(padding)
+    acc = F.conv2d(centered, weight_q.to(torch.float64), None, _pair(stride), conv_padding, _pair(dilation), groups)
     if bias_q is not None:
         acc = acc + bias_q.to(torch.float64).view(1, -1, 1, 1)
 
     kernel = _pair(pool_kernel)
-    pooled = F.max_pool2d(acc, kernel, kernel if pool_stride is None else _pair(pool_stride), 0, 1, ceil_mode)
+    pool_step = kernel if pool_stride is None else _pair(pool_stride)
+    pooled = F.max_pool2d(acc, kernel, pool_step, _pair(pool_padding), _pair(pool_dilation), ceil_mode)
     if relu:
         pooled = pooled.clamp(min=0.0)
 
@@ -196,11 +209,6 @@ def _check_tensors(
         )
     if weight_q.shape[0] == 0:
         raise ValueError(f"weight_q must have at least one output channel, got shape {tuple(weight_q.shape)}.")
-    if x.shape[1] != weight_q.shape[1]:
-        raise ValueError(
-            f"x has {x.shape[1]} channels but weight_q expects {weight_q.shape[1]} "
-            f"(x shape {tuple(x.shape)}, weight_q shape {tuple(weight_q.shape)})."
-        )
 
     out_channels = weight_q.shape[0]
     if bias_q is not None:
@@ -220,6 +228,24 @@ def _check_tensors(
         if tensor is not None and tensor.device != x.device:
             raise ValueError(f"{name} is on {tensor.device} but x is on {x.device}; move both to the same device.")
     return x, weight_q, bias_q, multiplier
+
+
+def _check_groups(groups: object, channels: int, weight_q: torch.Tensor) -> None:
+    """Check ``groups`` against the input channels and the weight, as ``conv2d`` does."""
+    if not isinstance(groups, int) or isinstance(groups, bool):
+        raise TypeError(f"groups must be an int, got {groups!r} ({type(groups).__name__}).")
+    if groups <= 0:
+        raise ValueError(f"groups must be positive, got {groups}.")
+    out_channels = weight_q.shape[0]
+    if channels % groups != 0 or out_channels % groups != 0:
+        raise ValueError(
+            f"groups={groups} must divide both the {channels} input channels and the {out_channels} output channels."
+        )
+    if channels != weight_q.shape[1] * groups:
+        raise ValueError(
+            f"x has {channels} channels but weight_q expects {weight_q.shape[1] * groups} "
+            f"({weight_q.shape[1]} per group, groups={groups}, weight_q shape {tuple(weight_q.shape)})."
+        )
 
 
 def _check_multiplier_values(multiplier: torch.Tensor) -> None:
@@ -244,9 +270,13 @@ def quantized_conv_relu_pool(
     output_scale: float,
     output_zero_point: int,
     stride: int | Sequence[int] = 1,
-    padding: int | Sequence[int] = 0,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
     pool_kernel: int | Sequence[int] = 2,
     pool_stride: int | Sequence[int] | None = None,
+    pool_padding: int | Sequence[int] = 0,
+    pool_dilation: int | Sequence[int] = 1,
     ceil_mode: bool = False,
     relu: bool = True,
     output_dtype: torch.dtype = torch.uint8,
@@ -282,12 +312,33 @@ def quantized_conv_relu_pool(
         (weight_q.shape[2], weight_q.shape[3]),
         stride=stride,
         padding=padding,
+        dilation=dilation,
         pool_kernel=pool_kernel,
         pool_stride=pool_stride,
+        pool_padding=pool_padding,
+        pool_dilation=pool_dilation,
         ceil_mode=ceil_mode,
     )
+    _check_groups(groups, x.shape[1], weight_q)
 
-    if quantized_plans.runs_native(x, weight_q, bias_q, multiplier):
+    # The native kernel covers plain convolutions and pools; the other arguments take the reference.
+    plain = (
+        not isinstance(padding, str)
+        and _pair(dilation) == (1, 1)
+        and groups == 1
+        and _pair(pool_padding) == (0, 0)
+        and _pair(pool_dilation) == (1, 1)
+    )
+    if not plain:
+        logger.debug(
+            "quantized_conv_relu_pool runs the reference for padding=%r, dilation=%r, groups=%r, pool_padding=%r, pool_dilation=%r",
+            padding,
+            dilation,
+            groups,
+            pool_padding,
+            pool_dilation,
+        )
+    if plain and quantized_plans.runs_native(x, weight_q, bias_q, multiplier):
         kernel = _pair(pool_kernel)
         arguments = (
             _pair(stride),
@@ -325,8 +376,12 @@ def quantized_conv_relu_pool(
         output_zero_point=output_zero_point,
         stride=stride,
         padding=padding,
+        dilation=dilation,
+        groups=groups,
         pool_kernel=pool_kernel,
         pool_stride=pool_stride,
+        pool_padding=pool_padding,
+        pool_dilation=pool_dilation,
         ceil_mode=ceil_mode,
         relu=relu,
         output_dtype=output_dtype,
