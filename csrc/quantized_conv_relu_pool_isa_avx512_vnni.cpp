@@ -1,6 +1,7 @@
 // The int8 kernel for AVX-512 VNNI: vpdpbusd multiplies four uint8 inputs
 // by four int8 weights and adds the sum to an int32 lane, exactly and with
-// wraparound. CMakeLists.txt compiles this file with the matching flags.
+// wraparound. CMakeLists.txt compiles this file with the matching flags
+// (AVX-512F, BW, VL and VNNI).
 #include <immintrin.h>
 
 #include "quantized_conv_relu_pool_body.h"
@@ -125,10 +126,16 @@ void quantized_tasks_avx512_vnni(void* context, int64_t begin, int64_t end, int 
 }
 
 }  // namespace
+}  // namespace fcnnzoo
+
+#include "quantized_conv_relu_pool_pixel_lanes_vnni.h"
+
+namespace fcnnzoo {
 
 const QuantizedIsaFunctions kQuantizedAvx512VnniFunctions{
     "quantized_direct_oc16_vnni_avx512", Avx512VnniIsa::kLanes, Avx512VnniIsa::kGroup, Avx512VnniIsa::kMaxBlocks,
     sizeof(Avx512VnniIsa::Input), sizeof(Avx512VnniIsa::Weight), pack_weights_for_isa<Avx512VnniIsa>,
-    quantized_tasks_avx512_vnni};
+    quantized_tasks_avx512_vnni, run_pixel_lane_tasks,
+    "quantized_pixels16_vnni_avx512"};
 
 }  // namespace fcnnzoo
