@@ -13,6 +13,16 @@
 namespace fcnnzoo {
 namespace {
 
+// Narrows 16 int32 lanes in [0, 255] to bytes and stores the lanes in mask.
+// A masked vpmovdb to memory runs many times slower on AMD Zen 4 than
+// narrowing in a register and a masked byte store, and the empty asm keeps
+// GCC from fusing the two back into that instruction.
+inline void store_bytes_masked(uint8_t* destination, __mmask16 mask, __m512i values) {
+  __m128i bytes = _mm512_cvtepi32_epi8(values);
+  __asm__("" : "+v"(bytes));
+  _mm_mask_storeu_epi8(destination, mask, bytes);
+}
+
 struct Avx512VnniIsa {
   using Input = uint8_t;
   using Weight = int8_t;
@@ -91,7 +101,7 @@ struct Avx512VnniIsa {
       const __mmask16 nan = _mm512_cmp_ps_mask(shifted, shifted, _CMP_UNORD_Q);
       shifted = _mm512_mask_mov_ps(shifted, nan, shift);
       shifted = _mm512_min_ps(_mm512_max_ps(shifted, low), high);
-      _mm512_mask_cvtepi32_storeu_epi8(output + index, mask, _mm512_cvtps_epi32(shifted));
+      store_bytes_masked(output + index, mask, _mm512_cvtps_epi32(shifted));
     }
   }
 

@@ -92,43 +92,62 @@ struct PixelLaneWindow {
   __mmask16 valid[kMaxPixelLanePhases];
 };
 
-// Returns the maximum over the window of one output channel's
-// accumulators, and over 0 as well when floor is 0 (the ReLU). weight points
-// at the channel's word of kernel row 0, and the words of the next kernel
-// rows follow weight_step bytes apart. kKernelRows is the kernel height,
-// or 0 to read it from window.kernel_rows.
+// Output channels computed together: each gathered input vector that is
+// loaded feeds one vpdpbusd per channel, and the weight, accumulator and
+// maximum registers of 4 channels with a 5-row kernel still fit in 32.
+constexpr int kPixelLaneChannels = 4;
+
+// Stores into pooled the maxima over the window of the accumulators of
+// kPixelLaneChannels output channels, and over floor (0 for the ReLU,
+// else INT32_MIN). weight points at the first channel's word of kernel row
+// 0; the channels' words are 4 bytes apart and kernel rows weight_step
+// bytes apart. kKernelRows is the kernel height, or 0 to read it from
+// window.kernel_rows.
 template <int kKernelRows>
-inline __m512i pool_pixel_lane_channel(const PixelLaneWindow& window, const int8_t* weight, int64_t weight_step,
-                                       int32_t bias, __m512i floor) {
-  constexpr int kWeightRegisters = kKernelRows > 0 ? kKernelRows : 1;
-  __m512i weights[kWeightRegisters];
+inline void pool_pixel_lane_channels(const PixelLaneWindow& window, const int8_t* weight, int64_t weight_step,
+                                     const int32_t* bias, __m512i floor, __m512i* pooled) {
+  constexpr int kWeightRows = kKernelRows > 0 ? kKernelRows : 1;
+  __m512i weights[kWeightRows][kPixelLaneChannels];
   if constexpr (kKernelRows > 0) {
     for (int kh = 0; kh < kKernelRows; ++kh) {
-      weights[kh] = _mm512_set1_epi32(load_weight_word(weight + kh * weight_step));
+      for (int c = 0; c < kPixelLaneChannels; ++c) {
+        weights[kh][c] = _mm512_set1_epi32(load_weight_word(weight + kh * weight_step + 4 * c));
+      }
     }
   }
-  const __m512i bias_vector = _mm512_set1_epi32(bias);
-  __m512i pooled = floor;
+  for (int c = 0; c < kPixelLaneChannels; ++c) {
+    pooled[c] = floor;
+  }
+
   for (int64_t conv_row = 0; conv_row < window.conv_rows; ++conv_row) {
     for (int64_t phase = 0; phase < window.phases; ++phase) {
       const __m512i* inputs = window.inputs + conv_row * window.conv_row_step + phase;
-      __m512i accumulator = bias_vector;
+      __m512i accumulators[kPixelLaneChannels];
+      for (int c = 0; c < kPixelLaneChannels; ++c) {
+        accumulators[c] = _mm512_set1_epi32(bias[c]);
+      }
       if constexpr (kKernelRows > 0) {
         for (int kh = 0; kh < kKernelRows; ++kh) {
-          accumulator = _mm512_dpbusd_epi32(accumulator, _mm512_load_si512(inputs + kh * window.input_row_step),
-                                            weights[kh]);
+          const __m512i input = _mm512_load_si512(inputs + kh * window.input_row_step);
+          for (int c = 0; c < kPixelLaneChannels; ++c) {
+            accumulators[c] = _mm512_dpbusd_epi32(accumulators[c], input, weights[kh][c]);
+          }
         }
       } else {
         for (int64_t kh = 0; kh < window.kernel_rows; ++kh) {
-          const __m512i word = _mm512_set1_epi32(load_weight_word(weight + kh * weight_step));
-          accumulator =
-              _mm512_dpbusd_epi32(accumulator, _mm512_load_si512(inputs + kh * window.input_row_step), word);
+          const __m512i input = _mm512_load_si512(inputs + kh * window.input_row_step);
+          for (int c = 0; c < kPixelLaneChannels; ++c) {
+            const __m512i word = _mm512_set1_epi32(load_weight_word(weight + kh * weight_step + 4 * c));
+            accumulators[c] = _mm512_dpbusd_epi32(accumulators[c], input, word);
+          }
         }
       }
-      pooled = _mm512_mask_max_epi32(pooled, window.valid[phase], pooled, accumulator);
+      const __mmask16 valid = window.valid[phase];
+      for (int c = 0; c < kPixelLaneChannels; ++c) {
+        pooled[c] = _mm512_mask_max_epi32(pooled[c], valid, pooled[c], accumulators[c]);
+      }
     }
   }
-  return pooled;
 }
 
 // Computes and stores every output channel of one pooled row segment;
@@ -150,26 +169,31 @@ inline void run_pixel_lane_segment(const QuantizedTaskPlan& plan, const PixelLan
   const __m512 low = _mm512_setzero_ps();
   const __m512 high = _mm512_set1_ps(255.0F);
 
-  for (int64_t o = 0; o < plan.shape.out_channels; ++o) {
-    const int64_t block = o / kPixelLanes;
+  // padded_channels is a multiple of 16, and the padding channels have
+  // zero weights, biases and multipliers; they are computed but not stored.
+  for (int64_t first_channel = 0; first_channel < plan.shape.out_channels; first_channel += kPixelLaneChannels) {
+    const int64_t block = first_channel / kPixelLanes;
     const int64_t chunk_start = block / Avx512VnniIsa::kMaxBlocks * Avx512VnniIsa::kMaxBlocks;
     const int64_t chunk_blocks = std::min<int64_t>(Avx512VnniIsa::kMaxBlocks, blocks - chunk_start);
     const int64_t weight_step = chunk_blocks * kPixelLanes * 4;
     const int8_t* weight =
-        weights + chunk_start * block_bytes + ((block - chunk_start) * kPixelLanes + o % kPixelLanes) * 4;
-    const __m512i pooled = pool_pixel_lane_channel<kKernelRows>(window, weight, weight_step, plan.folded_bias[o], floor);
+        weights + chunk_start * block_bytes + ((block - chunk_start) * kPixelLanes + first_channel % kPixelLanes) * 4;
+    __m512i pooled[kPixelLaneChannels];
+    pool_pixel_lane_channels<kKernelRows>(window, weight, weight_step, plan.folded_bias + first_channel, floor,
+                                          pooled);
 
-    const __m512 product = _mm512_mul_ps(_mm512_cvtepi32_ps(pooled), _mm512_set1_ps(plan.multiplier[o]));
-    __m512 q = _mm512_add_ps(_mm512_roundscale_ps(product, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), shift);
-    q = _mm512_min_ps(_mm512_max_ps(q, low), high);
-    if (parameters.float_output) {
-      _mm512_mask_storeu_ps(plan.tensors.output_float + offset + o * plane, mask,
-                            _mm512_mul_ps(_mm512_sub_ps(q, shift), scale));
-    } else {
-      // vpmovdb with a mask and a memory operand is much slower on some CPUs
-      // (AMD Zen 4) than narrowing in a register and a masked byte store.
-      _mm_mask_storeu_epi8(plan.tensors.output_uint8 + offset + o * plane, mask,
-                           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
+    const int channels = static_cast<int>(std::min<int64_t>(kPixelLaneChannels, plan.shape.out_channels - first_channel));
+    for (int c = 0; c < channels; ++c) {
+      const int64_t o = first_channel + c;
+      const __m512 product = _mm512_mul_ps(_mm512_cvtepi32_ps(pooled[c]), _mm512_set1_ps(plan.multiplier[o]));
+      __m512 q = _mm512_add_ps(_mm512_roundscale_ps(product, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), shift);
+      q = _mm512_min_ps(_mm512_max_ps(q, low), high);
+      if (parameters.float_output) {
+        _mm512_mask_storeu_ps(plan.tensors.output_float + offset + o * plane, mask,
+                              _mm512_mul_ps(_mm512_sub_ps(q, shift), scale));
+      } else {
+        store_bytes_masked(plan.tensors.output_uint8 + offset + o * plane, mask, _mm512_cvtps_epi32(q));
+      }
     }
   }
 }
