@@ -16,9 +16,12 @@ bool cpu_supports_avx2_fma() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+// Every CPU with AVX-512 VNNI also has AVX-512BW and VL, which the int8
+// kernel's byte stores use; they are checked all the same.
 bool cpu_supports_avx512_vnni() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 }
 
 #else

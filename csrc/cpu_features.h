@@ -9,7 +9,7 @@ bool cpu_supports_avx512f();
 // True when the CPU and the operating system support AVX2 and FMA3.
 bool cpu_supports_avx2_fma();
 
-// True when the CPU and the operating system support AVX-512F and AVX-512 VNNI.
+// True when the CPU and the operating system support AVX-512F, BW, VL and VNNI.
 bool cpu_supports_avx512_vnni();
 
 // Always true: the portable variants need nothing beyond the base ISA.

@@ -89,6 +89,12 @@ class QuantizedForwardPlan {
 
   std::string kernel_name() const { return quantized_kernel_name(*packed_); }
 
+  std::string call_kernel_name(int64_t in_height, int64_t in_width) const {
+    const ConvReluPoolShape shape = quantized_call_shape(*packed_, 1, packed_->geometry.in_channels, in_height,
+                                                         in_width);
+    return quantized_call_kernel_name(*packed_, shape);
+  }
+
   std::pair<int64_t, int64_t> output_size(int64_t in_height, int64_t in_width) const {
     const ConvReluPoolShape shape = quantized_call_shape(*packed_, 0, packed_->geometry.in_channels, in_height,
                                                          in_width);
@@ -195,6 +201,8 @@ Raises:
            py::arg("stride"), py::arg("padding"), py::arg("pool_kernel"), py::arg("pool_stride"),
            py::arg("ceil_mode"))
       .def_property_readonly("kernel", &QuantizedForwardPlan::kernel_name, "Name of the kernel the plan runs.")
+      .def("call_kernel", &QuantizedForwardPlan::call_kernel_name, py::arg("in_height"), py::arg("in_width"),
+           "Return the name of the kernel that runs an input of this size; raise ValueError if it is invalid.")
       .def("output_size", &QuantizedForwardPlan::output_size, py::arg("in_height"), py::arg("in_width"),
            "Return the pooled (height, width) for an input of this size; raise ValueError if it is invalid.")
       .def("forward", &QuantizedForwardPlan::forward, py::arg("input"), py::arg("bias"), py::arg("multiplier"),

@@ -78,6 +78,12 @@ std::shared_ptr<const QuantizedPackedWeights> pack_quantized_weights(const ConvR
 // The name of the kernel that runs packed weights, such as "quantized_direct_vnni_avx512".
 std::string quantized_kernel_name(const QuantizedPackedWeights& packed);
 
+// The name of the kernel that a call of shape (from quantized_call_shape)
+// runs: the pixel-lane kernel, such as "quantized_pixels16_vnni_avx512",
+// for layers with at most four taps per kernel row and enough pooled
+// columns, else quantized_kernel_name(packed).
+std::string quantized_call_kernel_name(const QuantizedPackedWeights& packed, const ConvReluPoolShape& shape);
+
 // The shape of a call on input (batch, in_channels, in_height, in_width)
 // with packed weights, validated. Throws std::invalid_argument naming the
 // first invalid size.

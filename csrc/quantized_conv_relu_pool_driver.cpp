@@ -35,6 +35,15 @@ constexpr int64_t kMaxTaskInputBytes = 256 * 1024;
 // The most images of one task in linear mode (1x1 inputs and kernels).
 constexpr int64_t kMaxLinearImages = 64;
 
+// The pixel-lane kernel computes 16 lanes per pooled row segment and pool
+// phase. It runs when that is at most this many times the convolution
+// columns that the channel-lane kernel computes.
+// NOTE: an estimate from fcnn's first layer only, where it computes 1.23
+// times the columns in about 0.65 of the time; other shapes were not timed.
+constexpr int64_t kMaxPixelLaneColumnRatio = 3;
+
+constexpr int64_t kPixelLanes = 16;
+
 constexpr int64_t kAlignment = 64;
 
 int64_t ceil_divide(int64_t numerator, int64_t denominator) { return (numerator + denominator - 1) / denominator; }
@@ -77,6 +86,29 @@ void require_positive(const char* name, int64_t value) {
   if (value < 1) {
     throw std::invalid_argument(std::string(name) + " must be positive, got " + std::to_string(value) + ".");
   }
+}
+
+// Whether a call runs in linear mode: 1x1 inputs and kernels, no padding.
+bool is_linear(const ConvReluPoolShape& shape) {
+  return shape.in_height == 1 && shape.in_width == 1 && shape.kernel_height == 1 && shape.kernel_width == 1 &&
+         shape.padding_height == 0 && shape.padding_width == 0;
+}
+
+// Whether the pixel-lane kernel of isa runs shape: kernel rows of at most
+// four taps, few enough idle lanes and repeated columns, and input rows
+// short enough for the kernel's int32 gather offsets.
+bool uses_pixel_lanes(const QuantizedIsaFunctions& isa, const ConvReluPoolShape& shape,
+                      const ConvReluPoolSizes& sizes) {
+  if (isa.pixel_lane_tasks == nullptr || is_linear(shape) || shape.kernel_width * shape.in_channels > 4 ||
+      shape.pool_kernel_width > kMaxPixelLanePhases) {
+    return false;
+  }
+  const int64_t row_bytes = (shape.in_width + 2 * shape.padding_width) * shape.in_channels;
+  if (row_bytes > std::numeric_limits<int32_t>::max() / 2) {
+    return false;
+  }
+  const int64_t lanes = ceil_divide(sizes.pooled_width, kPixelLanes) * kPixelLanes * shape.pool_kernel_width;
+  return lanes <= kMaxPixelLaneColumnRatio * sizes.used_conv_width;
 }
 
 // The input rows, in padded coordinates, that rows_per_task pooled rows read.
@@ -139,6 +171,14 @@ std::shared_ptr<const QuantizedPackedWeights> pack_quantized_weights(const ConvR
 }
 
 std::string quantized_kernel_name(const QuantizedPackedWeights& packed) { return packed.isa->kernel_name; }
+
+std::string quantized_call_kernel_name(const QuantizedPackedWeights& packed, const ConvReluPoolShape& shape) {
+  const ConvReluPoolSizes sizes = validate_shape(shape);
+  if (uses_pixel_lanes(*packed.isa, shape, sizes)) {
+    return packed.isa->pixel_lane_kernel_name;
+  }
+  return packed.isa->kernel_name;
+}
 
 ConvReluPoolShape quantized_call_shape(const QuantizedPackedWeights& packed, int64_t batch, int64_t in_channels,
                                        int64_t in_height, int64_t in_width) {
@@ -247,8 +287,7 @@ void quantized_conv_relu_pool_forward(const QuantizedPackedWeights& packed, cons
   };
   const int64_t task_target = 4 * static_cast<int64_t>(threads);
   int64_t task_count = 0;
-  plan.linear = shape.in_height == 1 && shape.in_width == 1 && shape.kernel_height == 1 && shape.kernel_width == 1 &&
-                shape.padding_height == 0 && shape.padding_width == 0;
+  plan.linear = is_linear(shape);
   if (plan.linear) {
     // Whole tiles of images per task, and at most kMaxLinearImages, so the
     // input rows and accumulators of a task stay in the L2 cache.
@@ -282,6 +321,13 @@ void quantized_conv_relu_pool_forward(const QuantizedPackedWeights& packed, cons
     plan.row_max_offset = reserve(sizes.used_conv_width * padded_channels * 4);
     plan.pooled_offset = reserve(pooled_bytes);
     plan.requantized_offset = reserve(rows_per_task * pooled_bytes);
+    plan.pixel_lanes = uses_pixel_lanes(isa, shape, sizes);
+    if (plan.pixel_lanes) {
+      // One 64-byte vector per input row, 16 pooled columns and phase.
+      const int64_t vectors = input_rows_per_task(shape, rows_per_task) *
+                              ceil_divide(sizes.pooled_width, kPixelLanes) * shape.pool_kernel_width;
+      plan.expanded_offset = reserve(vectors * kAlignment);
+    }
   }
   plan.scratch_stride = offset;
   auto scratch = allocate_aligned(plan.scratch_stride * threads);
@@ -289,7 +335,8 @@ void quantized_conv_relu_pool_forward(const QuantizedPackedWeights& packed, cons
   plan.scratch = scratch.get();
 
   const int64_t chunk_size = std::max<int64_t>(1, task_count / (8 * static_cast<int64_t>(threads)));
-  ThreadPool::instance().run(threads, task_count, chunk_size, isa.tasks, &plan);
+  ThreadPool::instance().run(threads, task_count, chunk_size, plan.pixel_lanes ? isa.pixel_lane_tasks : isa.tasks,
+                            &plan);
 }
 
 }  // namespace fcnnzoo

@@ -140,6 +140,6 @@ void quantized_tasks_avx2(void* context, int64_t begin, int64_t end, int worker)
 
 const QuantizedIsaFunctions kQuantizedAvx2Functions{
     "quantized_direct_oc8_avx2", Avx2Isa::kLanes, Avx2Isa::kGroup, Avx2Isa::kMaxBlocks, sizeof(Avx2Isa::Input),
-    sizeof(Avx2Isa::Weight), pack_weights_for_isa<Avx2Isa>, quantized_tasks_avx2};
+    sizeof(Avx2Isa::Weight), pack_weights_for_isa<Avx2Isa>, quantized_tasks_avx2, nullptr, nullptr};
 
 }  // namespace fcnnzoo

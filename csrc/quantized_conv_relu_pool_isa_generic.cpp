@@ -87,6 +87,6 @@ void quantized_tasks_generic(void* context, int64_t begin, int64_t end, int work
 const QuantizedIsaFunctions kQuantizedGenericFunctions{
     "quantized_direct_oc8_generic", GenericIsa::kLanes, GenericIsa::kGroup, GenericIsa::kMaxBlocks,
     sizeof(GenericIsa::Input), sizeof(GenericIsa::Weight), pack_weights_for_isa<GenericIsa>,
-    quantized_tasks_generic};
+    quantized_tasks_generic, nullptr, nullptr};
 
 }  // namespace fcnnzoo

@@ -10,6 +10,9 @@
 
 namespace fcnnzoo {
 
+// The widest pool window, in columns, that the pixel-lane kernels take.
+constexpr int64_t kMaxPixelLanePhases = 16;
+
 // Everything a task needs, fixed before the parallel phase. A task covers
 // one image and rows_per_task pooled rows (or, in linear mode,
 // images_per_task images), and writes only to its worker's
@@ -32,6 +35,9 @@ struct QuantizedTaskPlan {
   bool linear = false;
   int64_t images_per_task = 0;
 
+  // Whether the task function is the instruction set's pixel_lane_tasks.
+  bool pixel_lanes = false;
+
   int64_t rows_per_task = 0;
   int64_t row_group_count = 0;
   // Input rows are packed channels-last with the padding filled in:
@@ -49,6 +55,8 @@ struct QuantizedTaskPlan {
   int64_t row_max_offset = 0;
   int64_t pooled_offset = 0;
   int64_t requantized_offset = 0;
+  // The gathered input vectors of the pixel-lane kernel, when it runs.
+  int64_t expanded_offset = 0;
 };
 
 // The code of the int8 kernels for one instruction set. The AVX2 and
@@ -73,6 +81,11 @@ struct QuantizedIsaFunctions {
   // Task function with the TaskRangeFunction signature of thread_pool.h;
   // context is a const QuantizedTaskPlan*.
   void (*tasks)(void* context, int64_t begin, int64_t end, int worker);
+  // The same for layers whose kernel rows hold at most four taps, with
+  // pooled columns in the vector lanes instead of output channels, and its
+  // name; both null where the instruction set has no such kernel.
+  void (*pixel_lane_tasks)(void* context, int64_t begin, int64_t end, int worker);
+  const char* pixel_lane_kernel_name;
 };
 
 extern const QuantizedIsaFunctions kQuantizedAvx512VnniFunctions;

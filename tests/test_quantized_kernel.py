@@ -40,10 +40,13 @@ class Case:
     input_zero_point: int = 7
     output_zero_point: int = 3
     relu: bool = True
+    # Whether the AVX-512 VNNI level runs the pixel-lane kernel, which takes
+    # layers with at most four taps per kernel row and enough pooled columns.
+    pixel_lanes: bool = False
 
 
 CASES = [
-    Case("fcnn_layer1", 3, 1, 32, (28, 28), (3, 3)),
+    Case("fcnn_layer1", 3, 1, 32, (28, 28), (3, 3), pixel_lanes=True),
     Case("fcnn_layer2", 2, 32, 64, (13, 13), (3, 3)),
     Case("fcnn_linear1", 5, 1600, 64, (1, 1), (1, 1), {"pool_kernel": 1}),
     Case("fcnn_linear2_no_relu", 5, 64, 10, (1, 1), (1, 1), {"pool_kernel": 1}, relu=False),
@@ -62,6 +65,22 @@ CASES = [
     Case("zero_points_128", 2, 4, 8, (8, 8), (3, 3), {"padding": 1}, input_zero_point=128, output_zero_point=128),
     Case("zero_points_255", 2, 4, 8, (8, 8), (3, 3), {"padding": 1}, input_zero_point=255, output_zero_point=255),
     Case("relu_off_padding", 2, 4, 8, (8, 8), (3, 3), {"padding": 1}, relu=False),
+    Case("fcnn_layer1_batch_one", 1, 1, 32, (28, 28), (3, 3), pixel_lanes=True),
+    Case("one_channel_odd_width", 2, 1, 20, (15, 27), (3, 3), pixel_lanes=True),
+    Case("one_channel_stride_two_padding", 2, 1, 16, (29, 33), (3, 3), {"stride": 2, "padding": 1}, pixel_lanes=True),
+    Case("one_channel_pool_three_ceil", 2, 1, 24, (20, 30), (3, 3),
+         {"pool_kernel": 3, "pool_stride": 2, "ceil_mode": True}, pixel_lanes=True),
+    Case("one_channel_pool_overlapping_columns", 2, 1, 17, (16, 30), (3, 3),
+         {"pool_kernel": 2, "pool_stride": (2, 1), "padding": (0, 1)}, pixel_lanes=True),
+    Case("one_channel_three_segments", 2, 1, 8, (6, 70), (3, 3), pixel_lanes=True),
+    Case("two_channels_kernel_two", 2, 2, 16, (12, 40), (2, 2), {"ceil_mode": True}, pixel_lanes=True),
+    Case("one_channel_kernel_five_rows", 2, 1, 16, (17, 30), (5, 3), {"padding": (2, 0)}, pixel_lanes=True),
+    Case("one_channel_kernel_seven_rows", 2, 1, 16, (20, 36), (7, 1), pixel_lanes=True),
+    Case("one_channel_zero_points_255_relu_off", 2, 1, 32, (28, 28), (3, 3), input_zero_point=255,
+         output_zero_point=255, relu=False, pixel_lanes=True),
+    Case("one_channel_zero_points_zero", 2, 1, 32, (28, 28), (3, 3), {"padding": 1}, input_zero_point=0,
+         output_zero_point=0, pixel_lanes=True),
+    Case("one_channel_narrow_image", 2, 1, 16, (8, 6), (3, 3)),
 ]
 
 def make_operands(case: Case, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -462,7 +481,7 @@ def test_kernel_follows_capability() -> None:
     widest = "default"
     if "avx2" in flags:
         widest = "avx2"
-    if {"avx512f", "avx512_vnni"} <= flags:
+    if {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= flags:
         widest = "avx512"
     capability = os.environ.get("FCNNZOO_CPU_CAPABILITY") or widest
     if capability == "avx512" and widest != "avx512":
@@ -470,6 +489,31 @@ def test_kernel_follows_capability() -> None:
         capability = "avx2"
     kernel = make_plan(np.zeros((4, 3, 3, 3), np.int8)).kernel
     assert kernel == EXPECTED_KERNELS[capability]
+
+
+def test_call_kernel_picks_pixel_lanes() -> None:
+    widest_is_vnni = make_plan(np.zeros((4, 3, 3, 3), np.int8)).kernel == EXPECTED_KERNELS["avx512"]
+    for case in CASES:
+        arguments = dict(case.arguments)
+        pool_kernel = arguments.get("pool_kernel", 2)
+        pool_stride = arguments.get("pool_stride", pool_kernel)
+        plan = _C.QuantizedForwardPlan(
+            np.zeros((case.out_channels, case.in_channels, *case.kernel), np.int8),
+            stride=pair(arguments.get("stride", 1)),
+            padding=pair(arguments.get("padding", 0)),
+            pool_kernel=pair(pool_kernel),
+            pool_stride=pair(pool_stride),
+            ceil_mode=bool(arguments.get("ceil_mode", False)),
+        )
+        kernel = plan.call_kernel(*case.size)
+        if widest_is_vnni and case.pixel_lanes:
+            assert kernel == "quantized_pixels16_vnni_avx512", case.name
+        else:
+            assert kernel == plan.kernel, case.name
+
+
+def pair(value: object) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, tuple) else (value, value)
 
 
 # Runs the table and the edge cases of this file in a fresh interpreter,
@@ -486,6 +530,7 @@ for case in tests.CASES:
 tests.test_extreme_weights_and_inputs()
 tests.test_quantization_of_special_values()
 tests.test_kernel_follows_capability()
+tests.test_call_kernel_picks_pixel_lanes()
 print("checked", len(tests.CASES), "cases")
 """
 

@@ -291,6 +291,10 @@ void check_fixed_cases(std::mt19937& random) {
       {make_shape(0, 8, 10, 10, 16, 3, 1, 0, 2, 2, false), false},
       {make_shape(2, 1600, 1, 1, 16, 1, 1, 0, 1, 1, false), true},
       {make_shape(1, 9, 5, 5, 18, 3, 1, 1, 2, 2, false), true},
+      // One input channel and enough pooled columns for the pixel-lane kernel.
+      {make_shape(2, 1, 15, 27, 20, 3, 1, 0, 2, 2, false), false},
+      {make_shape(2, 1, 20, 30, 24, 3, 1, 0, 3, 2, true), false},
+      {make_shape(1, 1, 29, 70, 16, 3, 2, 1, 2, 2, false), true},
   };
   for (const Fixed& fixed : cases) {
     for (const int zero_point : {0, 128, 255}) {
@@ -390,6 +394,20 @@ void check_kernel_name() {
     expect(name == "quantized_direct_oc8_avx2", "kernel " + name + " at level avx2");
   }
   std::printf("quantized kernel: %s\n", name.c_str());
+
+  // fcnn's first layer takes the pixel-lane kernel where the instruction set has one.
+  const std::vector<int8_t> layer1_weight(32 * 9, 1);
+  const ConvReluPoolShape layer1 = make_shape(1, 1, 28, 28, 32, 3, 1, 0, 2, 2, false);
+  const auto layer1_packed = fcnnzoo::pack_quantized_weights(layer1, layer1_weight.data());
+  const std::string layer1_name = fcnnzoo::quantized_call_kernel_name(*layer1_packed, layer1);
+  if (name == "quantized_direct_oc16_vnni_avx512") {
+    expect(layer1_name == "quantized_pixels16_vnni_avx512", "fcnn layer 1 runs " + layer1_name);
+  } else {
+    expect(layer1_name == name, "fcnn layer 1 runs " + layer1_name + " next to " + name);
+  }
+  const ConvReluPoolShape narrow = make_shape(1, 1, 6, 6, 32, 3, 1, 0, 2, 2, false);
+  const std::string narrow_name = fcnnzoo::quantized_call_kernel_name(*layer1_packed, narrow);
+  expect(narrow_name == name, "a 6x6 input runs " + narrow_name);
 }
 
 }  // namespace
