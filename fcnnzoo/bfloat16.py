@@ -29,6 +29,7 @@ input's dtype for other floating-point inputs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any
 from typing import Final
 from typing import NamedTuple
@@ -182,14 +183,7 @@ class BFloat16ConvReLUPool(ConvReLUPoolMixin, _BFloat16WeightLayer):
 
     def __init__(self, source: ConvReLUPool, name: str = "ConvReLUPool") -> None:
         super().__init__(source.weight, source.bias, name)
-        self.in_channels = source.in_channels
-        self.out_channels = source.out_channels
-        self.kernel_size = source.kernel_size
-        self.stride = source.stride
-        self.padding = source.padding
-        self.pool_kernel = source.pool_kernel
-        self.pool_stride = source.pool_stride
-        self.ceil_mode = source.ceil_mode
+        self.copy_settings(source)
         self.fused = source.fused
 
     @classmethod
@@ -356,8 +350,11 @@ class BFloat16(Quantizer):
             return BFloat16ConvReLUPool.from_float(module, name)
         return BFLOAT16_TYPES[type(module)].from_float(module, name, self.compute)
 
-    def quantize(self, model: nn.Module) -> nn.Module:
+    def quantize(self, model: nn.Module, calibration: Iterable[Any] | None = None) -> nn.Module:
         """Return a bfloat16 deep copy of ``model`` in eval mode, leaving ``model`` unchanged.
+
+        ``calibration`` is accepted for the common quantizer interface and
+        ignored, because bfloat16 rounding needs no data.
 
         The copy carries ``fcnnzoo_quantization = {"method": "bf16",
         "arguments": {"compute": ...}}`` and a copy of ``model.fcnnzoo_config``
@@ -371,7 +368,7 @@ class BFloat16(Quantizer):
         """
         if isinstance(model, nn.Module) and getattr(model, "fcnnzoo_quantization", None) is None:
             self._check_layers(model)
-        return super().quantize(model)
+        return super().quantize(model, calibration)
 
     def _check_layers(self, model: nn.Module) -> None:
         """Check the weight and bias of every layer to quantize, so that errors name the layer as the model does."""

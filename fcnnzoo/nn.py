@@ -38,6 +38,27 @@ class ConvReLUPoolMixin:
     pool_padding: tuple[int, int] = (0, 0)
     pool_dilation: tuple[int, int] = (1, 1)
 
+    # Every setting that a layer derived from a ConvReLUPool copies, so a new setting is added in one place.
+    SETTING_NAMES = (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "pool_kernel",
+        "pool_stride",
+        "pool_padding",
+        "pool_dilation",
+        "ceil_mode",
+    )
+
+    def copy_settings(self, source: ConvReLUPoolMixin) -> None:
+        """Copy every setting in :attr:`SETTING_NAMES` from ``source``, the layer this one replaces."""
+        for name in self.SETTING_NAMES:
+            setattr(self, name, getattr(source, name))
+
     def op_settings(self) -> dict[str, Any]:
         """Return the op's keyword arguments for this layer."""
         return dict(

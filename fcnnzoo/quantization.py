@@ -125,18 +125,7 @@ class QuantizedConvReLUPool(ConvReLUPoolMixin, _QuantizedWeightLayer):
 
     def __init__(self, source: ConvReLUPool) -> None:
         super().__init__(source.weight, source.bias)
-        self.in_channels = source.in_channels
-        self.out_channels = source.out_channels
-        self.kernel_size = source.kernel_size
-        self.stride = source.stride
-        self.padding = source.padding
-        self.dilation = source.dilation
-        self.groups = source.groups
-        self.pool_kernel = source.pool_kernel
-        self.pool_stride = source.pool_stride
-        self.pool_padding = source.pool_padding
-        self.pool_dilation = source.pool_dilation
-        self.ceil_mode = source.ceil_mode
+        self.copy_settings(source)
         self.fused = source.fused
 
     @classmethod

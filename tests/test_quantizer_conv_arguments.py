@@ -1,4 +1,4 @@
-"""Tests of int8 layers built from ConvReLUPool blocks with dilation, groups, string padding and pool padding."""
+"""Tests of quantized layers built from ConvReLUPool blocks with dilation, groups, string padding and pool padding."""
 
 from __future__ import annotations
 
@@ -137,3 +137,20 @@ def test_groups_of_wrong_type_rejected():
             x, weight, None, torch.full((4,), 0.01), groups=2.0,
             input_scale=0.1, input_zero_point=0, output_scale=0.1, output_zero_point=0,
         )
+
+
+@pytest.mark.parametrize("method", ["int8_weight_only", "bf16"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_weight_quantizers_keep_block_settings(method, case):
+    block = _block(case)
+    quantizer = fcnnzoo.create_quantizer(method)
+    quantized = quantizer.quantize(nn.Sequential(block), calibration=[_images(8, 1)])
+    x = _images(3, 7)
+    with torch.no_grad():
+        expected = block(x)
+        actual = quantized(x)
+    assert actual.shape == expected.shape
+    # int8 weights move each product by at most half a step of 1/127 relative, bfloat16 by 2**-9.
+    assert (actual - expected).abs().max() <= 0.02 * expected.abs().max()
+    for name in ("dilation", "groups", "padding", "pool_padding", "pool_dilation"):
+        assert getattr(quantized[0], name) == getattr(block, name)
