@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from fcnnzoo import _C
+from fcnnzoo import pooling
 from fcnnzoo.conv_pool_arguments import ConvPoolArgumentError
 from fcnnzoo.conv_pool_arguments import ConvPoolArguments
 from fcnnzoo.conv_pool_arguments import Pair
@@ -280,7 +281,7 @@ def conv_relu_pool_reference(
     itself and works on every device, dtype and under autograd.
     """
     y = F.relu(F.conv2d(x, weight, bias, stride, padding, dilation, groups))
-    return F.max_pool2d(y, pool_kernel, pool_stride, pool_padding, pool_dilation, ceil_mode=ceil_mode)
+    return pooling.max_pool2d(y, pool_kernel, pool_stride, pool_padding, pool_dilation, ceil_mode)
 
 
 def conv_relu_pool(
