@@ -183,6 +183,8 @@ class _StaticInt8Layer(nn.Module):
 
     def activation_settings(self) -> dict[str, Any]:
         """Return the quantized op's keyword arguments for the input and output quantization."""
+        # NOTE: reading the scale and zero-point buffers as Python numbers makes
+        # torch.export fail on int8 models (a data-dependent guard); torch.compile works.
         return dict(
             input_scale=float(self.input_scale),
             input_zero_point=int(self.input_zero_point),

@@ -9,8 +9,10 @@ The quantized block works on 8-bit activations and int8 weights:
 2. The convolution accumulates exactly in 32 bits:
    ``acc[n, o, y, x] = bias_q[o] + sum over (c, i, j) of (xq - input_zero_point) * wq[o, c, i, j]``.
    Zero padding contains the input zero point, so padded taps add nothing.
+   Stride, dilation and groups follow ``torch.nn.functional.conv2d``.
 3. Max-pooling takes the maximum of ``acc`` over each window, with the
-   window rules of ``torch.nn.functional.max_pool2d`` (no pool padding).
+   window rules of ``torch.nn.functional.max_pool2d``; pool padding never
+   wins a window.
    Requantization is non-decreasing in ``acc`` because every scale is
    positive, so pooling before it gives what pooling after it would.
 4. ReLU, when enabled, replaces negative accumulators with 0.
@@ -23,9 +25,9 @@ a ``1x1`` kernel and a ``1x1`` pool.
 
 :func:`quantized_conv_relu_pool_reference` follows these steps in float64
 and int64 with PyTorch tensor operations, so it runs on any device and
-serves as the reference that native kernels are checked against. Converting
-``acc`` to float32 is exact while ``|acc| < 2**24``, and beyond that the
-native kernels may differ from it by one quantization step.
+serves as the reference that native kernels are checked against. The
+native kernel gives exactly its result, also where converting ``acc`` to
+float32 rounds (``|acc| >= 2**24``), because both round to nearest even.
 """
 
 from __future__ import annotations
