@@ -49,7 +49,9 @@ def max_pool2d(
         pool_output_size(sizes[axis], kernel_hw[axis], stride_hw[axis], ceil_mode, padding_hw[axis], dilation_hw[axis])
         for axis in range(2)
     ]
-    empty = any(
+    # Invalid paddings go to F.max_pool2d, which rejects them with its own error.
+    valid_padding = all(2 * padding_hw[axis] <= kernel_hw[axis] for axis in range(2))
+    empty = valid_padding and any(
         has_empty_window(sizes[axis], kernel_hw[axis], stride_hw[axis], padding_hw[axis], dilation_hw[axis], outputs[axis])
         for axis in range(2)
     )
