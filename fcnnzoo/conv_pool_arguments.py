@@ -10,6 +10,7 @@ no torch.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,8 @@ class ConvPoolArgumentError(ValueError, RuntimeError):
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    # numbers.Integral covers NumPy integer scalars, which conv2d and max_pool2d accept too.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def to_pair(value: object, name: str) -> Pair:
@@ -56,7 +58,7 @@ def to_pair(value: object, name: str) -> Pair:
         TypeError: if ``value`` is neither an int nor a sequence of one or two ints.
     """
     if _is_int(value):
-        return (value, value)  # type: ignore[return-value]
+        return (int(value), int(value))  # type: ignore[call-overload]
     if isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(_is_int(item) for item in value):
         return (int(value[0]), int(value[-1]))
     raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}.")
@@ -174,6 +176,7 @@ def normalize_arguments(
         raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r} ({type(ceil_mode).__name__}).")
     if not _is_int(groups):
         raise TypeError(f"groups must be an int, got {groups!r} ({type(groups).__name__}).")
+    groups = int(groups)
     if groups <= 0:
         raise ConvPoolArgumentError(f"groups must be positive, got {groups}.")
 

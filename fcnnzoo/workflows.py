@@ -498,9 +498,10 @@ def _calibration_batches(images: torch.Tensor, batches: int, batch_size: int, da
     """
     available = -(-images.shape[0] // batch_size)
     if batches > available:
+        noun = "batch" if available == 1 else "batches"
         raise ValueError(
             f"calibration_batches={batches} (--calib-batches) asks for more than the train split of {dataset!r} has: "
-            f"{images.shape[0]} images fill {available} batches of {batch_size}. Use at most {available} batches."
+            f"{images.shape[0]} images fill {available} {noun} of {batch_size}. Use at most {available} {noun}."
         )
     order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(CALIBRATION_SEED))
     chosen = images[order[: batches * batch_size]]

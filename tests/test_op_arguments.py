@@ -463,3 +463,14 @@ def test_module_inference_plan_matches_composite(groups: int) -> None:
         expected = composite(x, layer.weight, layer.bias, **layer.op_settings())
     torch.testing.assert_close(first, expected, rtol=RTOL, atol=ATOL)
     assert torch.equal(first, second)
+
+
+def test_numpy_integer_arguments_accepted():
+    import numpy as np
+
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 4, 9, 9, generator=generator)
+    weight = torch.randn(4, 2, 3, 3, generator=generator)
+    actual = conv_relu_pool(x, weight, None, stride=np.int64(1), groups=np.int64(2), pool_kernel=(np.int64(2), np.int32(2)))
+    expected = F.max_pool2d(F.relu(F.conv2d(x, weight, None, 1, 0, 1, 2)), 2)
+    assert torch.equal(actual, expected)
