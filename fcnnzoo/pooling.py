@@ -1,9 +1,9 @@
 """Max-pooling whose windows may lie entirely in the padding.
 
 With pool dilation, a window can cover only padding positions. PyTorch's
-``max_pool2d`` returns -inf for such a window, but its backward then writes
-outside the input's gradient: in PyTorch 2.13.0 the process crashes with a
-segmentation fault or heap corruption. :func:`max_pool2d` here pads
+``max_pool2d`` returns -inf for such a window, but in PyTorch 2.13.0 its
+backward then crashes the process with a segmentation fault or heap
+corruption. :func:`max_pool2d` here pads
 explicitly with -inf in that case, so every window index points into a real
 tensor, and gives the same forward values with a zero gradient for those
 windows.
@@ -39,7 +39,7 @@ def max_pool2d(
     dilation: int | Sequence[int],
     ceil_mode: bool,
 ) -> torch.Tensor:
-    """Compute ``F.max_pool2d(y, kernel, stride, padding, dilation, ceil_mode)`` with a backward that cannot crash."""
+    """Compute ``F.max_pool2d(y, kernel, stride, padding, dilation, ceil_mode)`` with a backward that survives empty windows."""
     kernel_hw = to_pair(kernel, "pool_kernel")
     stride_hw = kernel_hw if stride is None else to_pair(stride, "pool_stride")
     padding_hw = to_pair(padding, "pool_padding")
