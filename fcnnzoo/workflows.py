@@ -29,7 +29,7 @@ from fcnnzoo.data import DatasetSplits
 from fcnnzoo.data import renormalize
 from fcnnzoo.registry import default_registry
 from fcnnzoo.throughput import THROUGHPUT_BATCH_SIZE
-from fcnnzoo.throughput import measure_throughput
+from fcnnzoo.throughput import compare_throughput
 from fcnnzoo.training import DEFAULT_BATCH_SIZE
 from fcnnzoo.training import DEFAULT_LABEL_SMOOTHING
 from fcnnzoo.training import DEFAULT_LR
@@ -363,7 +363,7 @@ def quantize_checkpoint(
     ``int8``) get ``calibration_batches`` batches of the checkpoint
     dataset's train split, never the test split, shuffled with a fixed
     seed. Size, test accuracy and loss, and inference throughput at batch
-    256 (:func:`fcnnzoo.throughput.measure_throughput`) are measured for both
+    256 (:func:`fcnnzoo.throughput.compare_throughput`) are measured for both
     models. The report is written to ``quantization.json`` inside ``out``,
     in the same atomic step as the quantized checkpoint.
 
@@ -433,8 +433,7 @@ def quantize_checkpoint(
 
     # Both models are timed on the same test images, one after the other.
     test_images = test.tensors[0]
-    throughput_before = measure_throughput(model, test_images)
-    throughput_after = measure_throughput(quantized, test_images)
+    throughput_before, throughput_after = compare_throughput([model, quantized], test_images)
 
     prepared = checkpoint.prepare(
         quantized,
