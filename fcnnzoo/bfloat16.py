@@ -41,6 +41,7 @@ from torch import nn
 from fcnnzoo import planned
 from fcnnzoo.nn import ConvReLUPool
 from fcnnzoo.nn import ConvReLUPoolMixin
+from fcnnzoo.quantization import Conv2dSettingsMixin
 from fcnnzoo.quantization import Quantizer
 
 __all__ = [
@@ -205,7 +206,7 @@ class BFloat16ConvReLUPool(ConvReLUPoolMixin, _BFloat16WeightLayer):
         return f"{self.describe_settings(has_bias=self.bias is not None)}, weight=bfloat16"
 
 
-class BFloat16Conv2d(_BFloat16WeightLayer):
+class BFloat16Conv2d(Conv2dSettingsMixin, _BFloat16WeightLayer):
     """An ``nn.Conv2d`` with a bfloat16 weight; build it with :meth:`from_float`.
 
     Every convolution setting of the source carries over, including
@@ -217,35 +218,20 @@ class BFloat16Conv2d(_BFloat16WeightLayer):
     def __init__(self, source: nn.Conv2d, name: str = "Conv2d", compute: str = "float32") -> None:
         super().__init__(source.weight, source.bias, name)
         self.compute = _check_compute(compute)
-        self.in_channels = source.in_channels
-        self.out_channels = source.out_channels
-        self.kernel_size = source.kernel_size
-        self.stride = source.stride
-        self.padding = source.padding
-        self.dilation = source.dilation
-        self.groups = source.groups
-        self.padding_mode = source.padding_mode
-        self._reversed_padding_repeated_twice = list(source._reversed_padding_repeated_twice)
+        self.copy_conv2d_settings(source)
 
     @classmethod
     def from_float(cls, source: nn.Conv2d, name: str = "Conv2d", compute: str = "float32") -> BFloat16Conv2d:
         """Round the weight of ``source`` to bfloat16 and copy its configuration; ``name`` labels errors."""
         return cls(source, name, compute)
 
-    def _convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if self.padding_mode != "zeros":
-            # nn.Conv2d pads explicitly for the non-zero modes and then convolves without padding.
-            padded = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return F.conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _compute_dtype_of(x)
         if self.compute == "bfloat16":
-            output = self._convolve(x.to(torch.bfloat16), self.weight_bf16, None).to(dtype)
+            output = self.convolve(x.to(torch.bfloat16), self.weight_bf16, None).to(dtype)
             bias = self.bias_as(dtype)
             return output if bias is None else output + bias.view(1, -1, 1, 1)
-        return self._convolve(x, self.widened_weight(dtype), self.bias_as(dtype))
+        return self.convolve(x, self.widened_weight(dtype), self.bias_as(dtype))
 
     def extra_repr(self) -> str:
         return (

@@ -28,6 +28,7 @@ from fcnnzoo.nn import ConvReLUPool
 from fcnnzoo.nn import ConvReLUPoolMixin
 
 __all__ = [
+    "Conv2dSettingsMixin",
     "Int8WeightOnly",
     "QuantizedConv2d",
     "QuantizedConvReLUPool",
@@ -141,15 +142,14 @@ class QuantizedConvReLUPool(ConvReLUPoolMixin, _QuantizedWeightLayer):
         return f"{self.describe_settings(has_bias=self.bias is not None)}, weight=int8"
 
 
-class QuantizedConv2d(_QuantizedWeightLayer):
-    """An ``nn.Conv2d`` with an int8 weight; build it with :meth:`from_float`.
+class Conv2dSettingsMixin:
+    """The settings of an ``nn.Conv2d`` and its convolution, for layers that replace one with a stored weight."""
 
-    Every convolution setting of the source carries over, including
-    ``padding_mode``, dilation and groups.
-    """
+    padding_mode: str
+    _reversed_padding_repeated_twice: list[int]
 
-    def __init__(self, source: nn.Conv2d) -> None:
-        super().__init__(source.weight, source.bias)
+    def copy_conv2d_settings(self, source: nn.Conv2d) -> None:
+        """Copy every convolution setting of ``source``, including ``padding_mode``, dilation and groups."""
         self.in_channels = source.in_channels
         self.out_channels = source.out_channels
         self.kernel_size = source.kernel_size
@@ -160,6 +160,26 @@ class QuantizedConv2d(_QuantizedWeightLayer):
         self.padding_mode = source.padding_mode
         self._reversed_padding_repeated_twice = list(source._reversed_padding_repeated_twice)
 
+    def convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Convolve ``x`` with ``weight`` and ``bias`` as the source ``nn.Conv2d`` would."""
+        if self.padding_mode != "zeros":
+            # nn.Conv2d pads explicitly for the non-zero modes and then convolves without padding.
+            padded = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return F.conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class QuantizedConv2d(Conv2dSettingsMixin, _QuantizedWeightLayer):
+    """An ``nn.Conv2d`` with an int8 weight; build it with :meth:`from_float`.
+
+    Every convolution setting of the source carries over, including
+    ``padding_mode``, dilation and groups.
+    """
+
+    def __init__(self, source: nn.Conv2d) -> None:
+        super().__init__(source.weight, source.bias)
+        self.copy_conv2d_settings(source)
+
     @classmethod
     def from_float(cls, source: nn.Conv2d) -> QuantizedConv2d:
         """Quantize the weight of ``source`` and copy its configuration."""
@@ -167,11 +187,7 @@ class QuantizedConv2d(_QuantizedWeightLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.dequantize_parameters(x)
-        if self.padding_mode != "zeros":
-            # nn.Conv2d pads explicitly for the non-zero modes and then convolves without padding.
-            padded = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return F.conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        return self.convolve(x, weight, bias)
 
     def extra_repr(self) -> str:
         return (
